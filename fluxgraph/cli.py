@@ -1,0 +1,210 @@
+"""The ``fluxgraph`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fluxgraph.errors import FluxgraphError
+
+app = typer.Typer(
+    help="fluxgraph: the GFW forest carbon flux model (and PRELES) on Dask, from a laptop to the globe.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+DEMO_OUT = Path("fluxgraph-demo")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _config(path: Path | None, overrides: dict[str, Any]) -> Any:
+    from fluxgraph.config import load_config
+
+    return load_config(path, {k: v for k, v in overrides.items() if v})
+
+
+def _client(kind: str | None, config: Any) -> Any:
+    from fluxgraph.cluster import connect
+
+    spec = dict(config.data["cluster"])
+    if kind:
+        spec["kind"] = kind
+    if spec["kind"] == "none":
+        return None
+    client = connect(spec)
+    typer.echo(f"Dask dashboard: {client.dashboard_link}")
+    return client
+
+
+def _close(client: Any) -> None:
+    if client is None:
+        return
+    cluster = client.cluster if getattr(client, "_fluxgraph_owns_cluster", False) else None
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _print_summary(result: Any) -> None:
+    from fluxgraph.catalog import get_layer
+
+    typer.echo(f"\nWrote {len(result.layers)} layer(s) over {len(result.parts)} tile part(s) "
+               f"in {result.seconds:.1f} s to {result.out}")
+    if result.skipped:
+        typer.echo(f"Skipped tiles: {', '.join(result.skipped)}")
+    typer.echo(f"{'layer':44s} {'units':34s} {'nonzero px':>11s} {'min':>10s} {'max':>10s} {'total Mt':>10s}")
+    for name in result.layers:
+        st = result.summary.get(name, {})
+        tot = f"{st['total_Mt']:10.4f}" if "total_Mt" in st else " " * 10
+        typer.echo(f"{name:44s} {get_layer(name).units[:34]:34s} {st.get('nonzero', 0):11d} "
+                   f"{st.get('min', 0):10.4g} {st.get('max', 0):10.4g} {tot}")
+
+
+@app.command()
+def run(
+    inputs: Annotated[
+        list[str], typer.Option("--inputs", "-i", help="Input folder, s3://bucket/prefix or demo://; repeatable")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder")],
+    tiles: Annotated[str | None, typer.Option(help="Tile ids (00N_110E,10S_040E) or a list: all, us, test")] = None,
+    bbox: Annotated[str | None, typer.Option(help="Region W,S,E,N in degrees")] = None,
+    stages: Annotated[str, typer.Option(help="Stages to run (comma-separated) or 'all'")] = "all",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Run configuration TOML")] = None,
+    naming: Annotated[str, typer.Option(help="COG names: fluxgraph or gfw (the original's names)")] = "fluxgraph",
+    save_intermediates: Annotated[
+        bool, typer.Option("--save-intermediates", help="Write every computed layer")
+    ] = False,
+    cluster: Annotated[str | None, typer.Option(help="local, tcp://host:port, or none (threads in this process)")] = None,
+    skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Skip tiles lacking a required layer")] = False,
+    chunks: Annotated[int | None, typer.Option(help="Chunk side in pixels (divides 40000, multiple of 400)")] = None,
+) -> None:
+    """Run model stages over tiles or a bounding box; write Zarr and COG outputs."""
+    from fluxgraph.runner import run as run_api
+
+    if not tiles and not bbox:
+        _fail(FluxgraphError("give a region: --tiles 00N_110E,... or --bbox W,S,E,N"))
+    client = None
+    try:
+        cfg = _config(config, {
+            "run": {"missing_required": "skip"} if skip_missing else {},
+            "grid": {"chunks": [chunks, chunks]} if chunks else {},
+        })
+        client = _client(cluster, cfg)
+        result = run_api(inputs, out=out, tiles=tiles, bbox=bbox, stages=stages, config=cfg,
+                         naming=naming, save_intermediates=save_intermediates, client=client)  # type: ignore[arg-type]
+        _print_summary(result)
+    except FluxgraphError as exc:
+        _fail(exc)
+    finally:
+        _close(client)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder")] = DEMO_OUT,
+    size: Annotated[int, typer.Option(help="Pixels per side of each demo tile window")] = 1000,
+    cluster: Annotated[str | None, typer.Option(help="local, tcp://host:port, or none")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic inputs")] = 0,
+) -> None:
+    """Run every stage on the embedded demo region (synthetic inputs, no files needed)."""
+    from fluxgraph.demo import DEMO_REGION_TILES
+    from fluxgraph.runner import run as run_api
+
+    client = None
+    try:
+        cfg = _config(None, {})
+        client = _client(cluster, cfg)
+        t0 = time.perf_counter()
+        result = run_api([f"demo://?size={size}&seed={seed}"], out=out, tiles=",".join(DEMO_REGION_TILES),
+                         stages="all", config=cfg, client=client)
+        _print_summary(result)
+        typer.echo(f"Demo finished in {time.perf_counter() - t0:.1f} s. Open {result.zarr} with "
+                   "xarray.open_zarr(..., consolidated=False).")
+    except FluxgraphError as exc:
+        _fail(exc)
+    finally:
+        _close(client)
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the GeoTIFF tiles")],
+    tiles: Annotated[str, typer.Option(help="Tile ids or a list name")] = "test",
+    size: Annotated[int, typer.Option(help="Pixels per side of the top-left window of each tile")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic generator")] = 0,
+) -> None:
+    """Write synthetic input tiles under the original's file names (deflate, 1-row strips)."""
+    from fluxgraph.demodata import write_demo_tiles
+    from fluxgraph.grid import tile_list
+
+    try:
+        tl = tile_list(tiles)
+        with typer.progressbar(length=0, label="writing") as bar:
+            files = write_demo_tiles(out, tl, size=size, seed=seed, on_file=lambda p: bar.update(1))
+        typer.echo(f"wrote {len(files)} files for {len(tl)} tile(s) to {out}")
+    except FluxgraphError as exc:
+        _fail(exc)
+
+
+@app.command("stages")
+def list_stages() -> None:
+    """List the stages with their inputs and outputs."""
+    from fluxgraph.graph import all_stages
+
+    for stage in all_stages().values():
+        typer.secho(stage.name, bold=True)
+        typer.echo(f"  {stage.description}  [{stage.spec}]")
+        typer.echo(f"  inputs:   {', '.join(stage.inputs)}")
+        if stage.optional:
+            typer.echo(f"  optional: {', '.join(stage.optional)}")
+        typer.echo(f"  outputs:  {', '.join(stage.outputs)}")
+
+
+@app.command("layers")
+def list_layers(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Run configuration TOML")] = None,
+    tile: Annotated[str, typer.Option(help="Tile id used to show file names")] = "00N_000E",
+) -> None:
+    """List every layer: name, the original's file name, dtype, nodata, units, producing stage."""
+    from fluxgraph.catalog import layers_by_stage
+
+    try:
+        cfg = _config(config, {})
+    except FluxgraphError as exc:
+        _fail(exc)
+    for stage, layers in layers_by_stage():
+        typer.secho(f"[{stage or 'inputs'}]", bold=True)
+        for layer in layers:
+            fill = f", missing tile = {layer.fill:g}" if layer.fill != layer.nodata else ""
+            typer.echo(f"  {layer.name:36s} {layer.filename(cfg.naming, tile)}")
+            typer.echo(f"  {'':36s} {layer.dtype}, nodata {layer.nodata:g}, {layer.units}{fill}")
+
+
+def _register_optional_commands() -> None:
+    try:
+        from fluxgraph._cli_preles import preles_site
+    except ImportError:  # pragma: no cover - PRELES module absent
+        return
+    app.command("preles-site")(preles_site)
+
+
+_register_optional_commands()
+
+
+def main() -> None:  # pragma: no cover
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

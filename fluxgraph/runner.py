@@ -1,0 +1,292 @@
+"""Run the model: catalog → mosaic → stage graph → writers, evaluated on a Dask cluster.
+
+:func:`run` is the Python API behind ``fluxgraph run`` and ``fluxgraph demo``. It plans
+each tile part, builds one lazy graph for all parts, and evaluates every write and the
+summary statistics in a single compute on the cluster. Each run leaves, next to its
+outputs, a log file, the resolved configuration and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import dask
+import numpy as np
+import xarray as xr
+
+import fluxgraph
+from fluxgraph.catalog import get_layer
+from fluxgraph.config import RunConfig, load_config
+from fluxgraph.errors import ConfigError, MissingLayerError
+from fluxgraph.graph import Plan, all_stages, build, get_stage, plan
+from fluxgraph.grid import PixelWindow, row_pixel_area_m2
+from fluxgraph.mosaic import Mosaic, Part, Region
+from fluxgraph.sources import Source
+from fluxgraph.writers import cog_path, create_zarr_store, write_cog, write_zarr_region
+
+__all__ = ["RunResult", "run", "stage_targets"]
+
+log = logging.getLogger("fluxgraph")
+
+STANDARD_CHAIN = (
+    "model_extent",
+    "forest_age_category_IPCC",
+    "annual_removals_IPCC",
+    "annual_removals_all_forest_types",
+    "gain_year_count",
+    "gross_removals_all_forest_types",
+    "carbon_pools",
+    "gross_emissions_biomass_soil",
+    "gross_emissions_biomass_only",
+    "net_flux",
+    "create_derivative_outputs",
+)
+"""What ``--stages all`` runs (the original's run order, spec/stages.md §2), where registered."""
+
+
+@dataclass
+class RunResult:
+    """What a run wrote and measured."""
+
+    out: Path
+    zarr: str | None
+    cogs: list[str]
+    layers: list[str]
+    parts: list[Part]
+    skipped: dict[str, str]
+    seconds: float
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fluxgraph_version": fluxgraph.__version__,
+            "out": str(self.out),
+            "zarr": self.zarr,
+            "cogs": len(self.cogs),
+            "layers": self.layers,
+            "parts": [{"tile": str(p.tile), "shape": list(p.window.shape)} for p in self.parts],
+            "skipped_tiles": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "summary": self.summary,
+        }
+
+
+def stage_targets(stages: str | Iterable[str], config: RunConfig) -> list[str]:
+    """Output layers of the named stages (``all`` = the standard chain)."""
+    names = [s.strip() for s in (stages.split(",") if isinstance(stages, str) else stages) if s.strip()]
+    registered = all_stages()
+    if names == ["all"]:
+        names = [s for s in STANDARD_CHAIN if s in registered]
+    out: list[str] = []
+    for name in names:
+        out.extend(get_stage(name).selected_outputs(config))
+    return list(dict.fromkeys(out))
+
+
+def _summary_stats(arr: xr.DataArray, window: PixelWindow) -> dict[str, Any]:
+    """Lazy statistics of one layer part: nonzero count, sum, min, max, and a Mt total for per-ha fluxes."""
+    data = arr.data
+    nz = data != 0
+    stats: dict[str, Any] = {
+        "pixels": data.size,
+        "nonzero": nz.sum(),
+        "min": data.min(),
+        "max": data.max(),
+    }
+    units = get_layer(str(arr.name)).units
+    if units.startswith(("Mg CO2e/ha", "Mg CO2/ha")):
+        area = row_pixel_area_m2(window.row0, window.row1)[:, None]  # m2, per row
+        stats["total_Mt"] = (data.astype(np.float64) * area).sum() / 1e4 / 1e6
+    return stats
+
+
+def _combine(parts_stats: list[dict[str, Any]]) -> dict[str, float]:
+    out: dict[str, float] = {"pixels": 0, "nonzero": 0}
+    mins, maxs, tot = [], [], 0.0
+    for st in parts_stats:
+        out["pixels"] += int(st["pixels"])
+        out["nonzero"] += int(st["nonzero"])
+        mins.append(float(st["min"]))
+        maxs.append(float(st["max"]))
+        tot += float(st.get("total_Mt", 0.0))
+        if "total_Mt" in st:
+            out["total_Mt"] = tot
+    out["min"], out["max"] = min(mins), max(maxs)
+    return out
+
+
+def _setup_logging(out: Path) -> logging.Handler:
+    stamp = time.strftime("%Y_%m_%d__%H_%M_%S")
+    handler = logging.FileHandler(out / f"fluxgraph_log_{stamp}.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def run(
+    inputs: Sequence[str | Path | Source],
+    *,
+    out: str | Path,
+    tiles: str | Iterable[str] | None = None,
+    bbox: str | Sequence[float] | None = None,
+    stages: str | Iterable[str] = "all",
+    config: RunConfig | None = None,
+    naming: Literal["fluxgraph", "gfw"] = "fluxgraph",
+    save_intermediates: bool = False,
+    client: Any = None,
+    progress: bool = True,
+    storage_options: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Run stages over a region and write Zarr + COG outputs.
+
+    Parameters
+    ----------
+    inputs : sequence of str, Path or Source
+        Input locations: folders, ``s3://…``, ``demo://…``.
+    out : str or Path
+        Output folder (created).
+    tiles, bbox :
+        The region: tile ids or a list name, and/or ``W,S,E,N`` degrees.
+    stages : str or iterable of str
+        Stage names (``model_extent,net_flux``) or ``all``.
+    config : RunConfig, optional
+        Resolved configuration (defaults if omitted).
+    naming : {"fluxgraph", "gfw"}
+        COG file names: ``cog/{layer}/{tile}.tif`` or the original's names.
+    save_intermediates : bool
+        Also write every layer computed on the way.
+    client : distributed.Client, optional
+        Where to compute; the local threaded scheduler if omitted.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    RunResult
+    """
+    t0 = time.perf_counter()
+    config = config or load_config()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(out)
+    try:
+        return _run(inputs, out, Region.parse(tiles=tiles, bbox=bbox), stages, config, naming,
+                    save_intermediates, client, progress, storage_options, t0)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run(inputs, out, region, stages, config, naming, save_intermediates, client, progress,
+         storage_options, t0) -> RunResult:
+    (out / "config.toml").write_text(config.to_toml())
+    targets = stage_targets(stages, config)
+    log.info("fluxgraph %s, model v%s: targets %s", fluxgraph.__version__, config.model_version, targets)
+    mosaic = Mosaic(list(inputs), region, config=config, storage_options=storage_options)
+    log.info(mosaic.describe())
+    if not mosaic.parts:
+        raise ConfigError(
+            f"no input files for any tile of the region in {', '.join(s.label for s in mosaic.sources)}; "
+            "check the locations and the file names (`fluxgraph layers` lists them)"
+        )
+
+    plans: list[tuple[Part, Plan]] = []
+    skipped: dict[str, str] = {}
+    for part in mosaic.parts:
+        try:
+            p = plan(targets, mosaic.available(part.tile), config=config, tile=part.tile,
+                     tried=lambda n, t=part.tile: mosaic.tried_paths(n, t))
+        except MissingLayerError as exc:
+            if config.data["run"]["missing_required"] == "skip":
+                log.warning("skipping tile %s: %s", part.tile, exc)
+                skipped[str(part.tile)] = str(exc)
+                continue
+            raise
+        log.info("tile %s: stages %s; read %s; filled %s", part.tile, [s.name for s in p.stages],
+                 sorted(p.read), sorted(p.filled))
+        plans.append((part, p))
+    if not plans:
+        raise MissingLayerError(f"every tile was skipped: {skipped}")
+
+    written_names: list[str] = []
+    built: list[tuple[Part, dict[str, xr.DataArray]]] = []
+    for part, p in plans:
+        arrays = build(p, read=lambda n, w=part.window: mosaic.read(n, w),
+                       present=lambda n, w=part.window: mosaic.present(n, w), config=config)
+        names = list(targets) + ([n for n in p.computed if n not in targets] if save_intermediates else [])
+        names = [n for n in names if n in arrays]
+        written_names += [n for n in names if n not in written_names]
+        built.append((part, {n: arrays[n] for n in names}))
+
+    run_cfg = config.data["run"]
+    attrs = _provenance(config, mosaic)
+    zarr_path = None
+    tasks: list[Any] = []
+    cogs: list[str] = []
+    stats: dict[str, list[Any]] = {}
+    if run_cfg["write_zarr"]:
+        zarr_path = f"{out}/fluxgraph.zarr"
+        store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=attrs)
+    for part, arrays in built:
+        if run_cfg["write_zarr"]:
+            tasks.append(write_zarr_region(zarr_path, arrays, part.window, store_window))
+        for name, arr in arrays.items():
+            if run_cfg["write_cog"]:
+                path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
+                tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"]))
+                cogs.append(path)
+            stats.setdefault(name, []).append(_summary_stats(arr, part.window))
+
+    n_px = sum(p.window.size for p, _ in built)
+    log.info("computing %d layers over %d tile part(s), %.1f Mpixel", len(written_names), len(built), n_px / 1e6)
+    _, computed_stats = _compute((tasks, stats), client=client, progress=progress)
+    summary = {name: _combine(parts) for name, parts in computed_stats.items()}
+    result = RunResult(out, zarr_path, cogs, written_names, [p for p, _ in built], skipped,
+                       time.perf_counter() - t0, summary)
+    (out / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
+    log.info("done in %.1f s", result.seconds)
+    return result
+
+
+def _compute(obj: Any, *, client: Any, progress: bool) -> Any:
+    """Compute a collection on the distributed client (with its progress bar) or locally."""
+    if client is not None:
+        futures = client.compute(obj)
+        if progress:
+            from distributed import progress as dprogress
+
+            dprogress(futures)
+            print()
+        return futures.result()
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(dt=1.0):
+            return dask.compute(obj)[0]
+    return dask.compute(obj)[0]
+
+
+def _provenance(config: RunConfig, mosaic: Mosaic) -> dict[str, Any]:
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("numpy", "numba", "dask", "distributed", "xarray", "rasterio", "zarr"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            versions[pkg] = md.version(pkg)
+    return {
+        "fluxgraph_version": fluxgraph.__version__,
+        "model_version": config.model_version,
+        "model_years": f"{config.first_year}-{config.first_year + config.model_years - 1}",
+        "config_digest": config.digest(),
+        "inputs": json.dumps([s.label for s in mosaic.sources]),
+        "package_versions": json.dumps(versions),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

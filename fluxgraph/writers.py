@@ -1,0 +1,131 @@
+"""Writers: one Zarr v3 store per run and one Cloud-Optimized GeoTIFF per tile and layer.
+
+The Zarr store spans the bounding box of the run's tile parts, snapped to the global
+chunk lattice, so its chunks are the grid's chunks; each part is written into its own
+region, chunk by chunk, and chunks that hold only nodata are not stored
+(``write_empty_chunks=False``). COGs are written from dask with odc-geo (deflate,
+internal overviews), named either ``cog/{layer}/{tile}.tif`` or, with
+``naming="gfw"``, exactly as the original names its tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from affine import Affine
+from dask.delayed import Delayed
+
+from fluxgraph.catalog import get_layer
+from fluxgraph.errors import ConfigError
+from fluxgraph.grid import PixelWindow, TileId
+from fluxgraph.mosaic import layer_attrs, with_crs
+
+__all__ = ["cog_path", "create_zarr_store", "write_cog", "write_zarr_region"]
+
+Naming = Literal["fluxgraph", "gfw"]
+
+
+def create_zarr_store(
+    store: str | Path,
+    names: list[str],
+    window: PixelWindow,
+    chunks: tuple[int, int],
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    mode: Literal["w", "a"] = "w",
+) -> PixelWindow:
+    """Create (or extend) the run's Zarr store: coordinates, empty variables, attributes.
+
+    Parameters
+    ----------
+    store : str or Path
+        Local path or ``s3://`` URL of the store.
+    names : list of str
+        Catalog layers to hold.
+    window : PixelWindow
+        Pixels the run covers; the store covers it snapped out to the chunk lattice.
+    chunks : (int, int)
+        Chunk shape (rows, cols), one Zarr chunk per dask chunk.
+
+    Returns
+    -------
+    PixelWindow
+        The window the store covers.
+    """
+    full = window.snap_out(chunks)
+    coords = {"lat": full.lat(), "lon": full.lon()}
+    data_vars = {}
+    encoding = {}
+    for name in names:
+        layer = get_layer(name)
+        lazy = da.zeros(full.shape, dtype=layer.np_dtype, chunks=chunks)
+        data_vars[name] = xr.DataArray(lazy, dims=("lat", "lon"), attrs=layer_attrs(layer))
+        encoding[name] = {"chunks": chunks, "fill_value": np.array(layer.nodata, dtype=layer.np_dtype).item()}
+    ds = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
+    ds = with_crs(ds)
+    ds.to_zarr(
+        str(store), mode=mode, compute=False, zarr_format=3, consolidated=False, encoding=encoding,
+        storage_options=dict(storage_options) if storage_options else None,
+    )
+    return full
+
+
+def write_zarr_region(
+    store: str | Path,
+    arrays: Mapping[str, xr.DataArray],
+    part: PixelWindow,
+    store_window: PixelWindow,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Delayed:
+    """A delayed write of one part's arrays into their region of the store.
+
+    Parts lie within one tile and chunk sides divide the tile, so no Zarr chunk is
+    written by two dask chunks; partial chunks at a part's edge are therefore safe
+    (xarray's own check, which cannot know this, is switched off).
+    """
+    if part.intersection(store_window) != part:
+        raise ConfigError(f"part {part} lies outside the Zarr store's window {store_window}")
+    if len(part.tiles()) != 1:
+        raise ConfigError(f"part {part} spans several tiles; Zarr region writes are per tile part")
+    rows, cols = part.relative_to(store_window)
+    ds = xr.Dataset({n: a.drop_vars("spatial_ref", errors="ignore") for n, a in arrays.items()})
+    ds = ds.drop_vars(["lat", "lon"])
+    return ds.to_zarr(
+        str(store), region={"lat": rows, "lon": cols}, compute=False, zarr_format=3, consolidated=False,
+        write_empty_chunks=False, safe_chunks=False, storage_options=dict(storage_options) if storage_options else None,
+    )
+
+
+def cog_path(root: str | Path, name: str, tile: TileId, *, naming: Naming, names: Mapping[str, str]) -> str:
+    """Where the COG of layer ``name`` for ``tile`` goes below ``root``."""
+    root = str(root).rstrip("/")
+    if naming == "gfw":
+        return f"{root}/{get_layer(name).filename(names, str(tile))}"
+    if naming == "fluxgraph":
+        return f"{root}/{name}/{tile}.tif"
+    raise ConfigError(f"naming must be 'fluxgraph' or 'gfw', not {naming!r}")
+
+
+def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: bool = True) -> Delayed:
+    """A delayed write of ``arr`` (covering ``part``) as a deflate COG with internal overviews.
+
+    The transform is set exactly from the pixel window (not re-derived from float
+    coordinates) and nodata from the catalog.
+    """
+    from odc.geo.cog import save_cog_with_dask
+
+    if path.startswith(("/", ".")) or "://" not in path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    layer = get_layer(str(arr.name))
+    a = with_crs(arr.drop_vars("spatial_ref", errors="ignore"))
+    a = a.rio.write_transform(Affine(*part.transform))
+    a.attrs = {"nodata": layer.nodata}
+    block = [512, 256] if overviews else [512]
+    return save_cog_with_dask(a, path, compression="deflate", blocksize=block, overview_resampling="nearest")
