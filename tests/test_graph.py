@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fluxgraph.stages._apply import apply_kernel
 
 from fluxgraph.config import load_config
 from fluxgraph.errors import MissingLayerError, PlanError
 from fluxgraph.graph import Stage, build, plan
 from fluxgraph.mosaic import Mosaic, Region
-from fluxgraph.stages._apply import apply_kernel
 
 
 def _extent(tcd, agb):
@@ -55,7 +55,7 @@ def test_optional_input_filled_or_computed_when_feasible():
 
 
 def test_missing_required_input_is_an_error():
-    with pytest.raises(MissingLayerError, match="'loss_year'.*stage forest_age_category_IPCC"):
+    with pytest.raises(MissingLayerError, match=r"'loss_year'.*stage forest_age_category_IPCC"):
         plan(["forest_age_category"], {"tcd2000"}, config=CFG, stages=TOY)
 
 
