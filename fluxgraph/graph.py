@@ -25,7 +25,7 @@ from fluxgraph.config import RunConfig
 from fluxgraph.errors import MissingLayerError, PlanError, UnknownLayerError
 from fluxgraph.grid import TileId
 
-__all__ = ["Plan", "Stage", "StageContext", "all_stages", "build", "get_stage", "plan"]
+__all__ = ["Plan", "Stage", "StageContext", "Summary", "all_stages", "build", "get_stage", "plan"]
 
 
 @dataclass
@@ -67,6 +67,28 @@ Compute = Callable[[StageContext], Mapping[str, xr.DataArray]]
 
 
 @dataclass(frozen=True)
+class Summary:
+    """A compact table a stage yields besides its rasters, reduced chunk by chunk on the cluster.
+
+    Attributes
+    ----------
+    name : str
+        Table name (``tables/{name}.csv`` in the output folder).
+    layers : tuple of str
+        Layers the reduction reads (inputs or outputs of the stage).
+    compute : callable
+        ``compute(arrays, window, config)`` → a lazy (dask) numpy array for one tile part.
+    to_frame : callable
+        ``to_frame(values, tile, config)`` → pandas DataFrame rows for one tile part.
+    """
+
+    name: str
+    layers: tuple[str, ...]
+    compute: Callable[..., Any]
+    to_frame: Callable[..., Any]
+
+
+@dataclass(frozen=True)
 class Stage:
     """A model stage declared as data around a kernel.
 
@@ -105,6 +127,7 @@ class Stage:
     kernel: str = ""
     spec: str = ""
     outputs_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = field(default=None, compare=False)
+    summary: Summary | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for name in (*self.outputs, *self.inputs, *self.optional):
@@ -212,8 +235,9 @@ def plan(
             if required:
                 paths = tried(name) if tried else []
                 where = f" for tile {tile}" if tile else ""
+                fname = get_layer(name).filename(config.naming, str(tile) if tile else "{tile}")
                 raise MissingLayerError(
-                    f"required layer {name!r} ({get_layer(name).pattern}.tif) has no file{where}, needed by "
+                    f"required layer {name!r} ({fname}) has no file{where}, needed by "
                     f"{wanted_by}. Tried: {', '.join(paths) or '(no input locations)'}. Add the file to an "
                     "input location, or use --skip-missing (config run.missing_required = 'skip') to leave "
                     "such tiles out."

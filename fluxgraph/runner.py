@@ -25,7 +25,7 @@ import fluxgraph
 from fluxgraph.catalog import get_layer
 from fluxgraph.config import RunConfig, load_config
 from fluxgraph.errors import ConfigError, MissingLayerError
-from fluxgraph.graph import Plan, all_stages, build, get_stage, plan
+from fluxgraph.graph import Plan, Summary, all_stages, build, get_stage, plan
 from fluxgraph.grid import PixelWindow, row_pixel_area_m2
 from fluxgraph.mosaic import Mosaic, Part, Region
 from fluxgraph.sources import Source
@@ -218,9 +218,13 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
 
     written_names: list[str] = []
     built: list[tuple[Part, dict[str, xr.DataArray]]] = []
+    summaries: list[tuple[Part, Summary, Any]] = []
     for part, p in plans:
         arrays = build(p, read=lambda n, w=part.window: mosaic.read(n, w),
                        present=lambda n, w=part.window: mosaic.present(n, w), config=config)
+        for stage in p.stages:
+            if stage.summary is not None:
+                summaries.append((part, stage.summary, stage.summary.compute(arrays, part.window, config)))
         names = list(targets) + ([n for n in p.computed if n not in targets] if save_intermediates else [])
         names = [n for n in names if n in arrays]
         written_names += [n for n in names if n not in written_names]
@@ -247,13 +251,42 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
 
     n_px = sum(p.window.size for p, _ in built)
     log.info("computing %d layers over %d tile part(s), %.1f Mpixel", len(written_names), len(built), n_px / 1e6)
-    _, computed_stats = _compute((tasks, stats), client=client, progress=progress)
+    _, computed_stats, tables = _compute((tasks, stats, [lazy for _, _, lazy in summaries]),
+                                         client=client, progress=progress)
     summary = {name: _combine(parts) for name, parts in computed_stats.items()}
+    _write_tables(out, [(part, spec, values) for (part, spec, _), values in zip(summaries, tables, strict=True)],
+                  config)
     result = RunResult(out, zarr_path, cogs, written_names, [p for p, _ in built], skipped,
                        time.perf_counter() - t0, summary)
     (out / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
     log.info("done in %.1f s", result.seconds)
     return result
+
+
+def _write_tables(out: Path, results: list[tuple[Part, Summary, Any]], config: RunConfig) -> list[Path]:
+    """Write each summary as ``tables/{name}.csv``: rows per tile part, then the region's totals."""
+    import pandas as pd
+
+    frames: dict[str, list[Any]] = {}
+    specs: dict[str, Summary] = {}
+    for part, spec, values in results:
+        frames.setdefault(spec.name, []).append(spec.to_frame(np.asarray(values), str(part.tile), config))
+        specs[spec.name] = spec
+    paths = []
+    for name, parts in frames.items():
+        df = pd.concat(parts, ignore_index=True)
+        value_cols = [c for c in df.columns if df[c].dtype.kind == "f"]
+        keys = [c for c in df.columns if c not in value_cols and c != "tile"]
+        if len(df):
+            region = df.groupby(keys, as_index=False, sort=False)[value_cols].sum()
+            region.insert(0, "tile", "region")
+            df = pd.concat([df, region], ignore_index=True)
+        (out / "tables").mkdir(exist_ok=True)
+        path = out / "tables" / f"{name}.csv"
+        df.to_csv(path, index=False)
+        paths.append(path)
+        log.info("wrote %s (%d rows)", path, len(df))
+    return paths
 
 
 def _compute(obj: Any, *, client: Any, progress: bool) -> Any:

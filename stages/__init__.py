@@ -6,8 +6,12 @@
 
 from __future__ import annotations
 
+from fluxgraph.stages import gross_emissions
+
 from fluxgraph.graph import Stage
 
-STAGES: list[Stage] = []
+STAGES: list[Stage] = [
+    *gross_emissions.STAGES,
+]
 
 __all__ = ["STAGES"]

@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["apply_kernel"]
+__all__ = ["apply_kernel", "broadcast_blocks"]
+
+
+def broadcast_blocks(*blocks: np.ndarray) -> list[np.ndarray]:
+    """Broadcast block arrays to one shape as read-only zero-stride views (no copies)."""
+    shape = np.broadcast_shapes(*(b.shape for b in blocks))
+    return [b if b.shape == shape else np.broadcast_to(b, shape) for b in blocks]
 
 
 class _Blockwise:
@@ -21,8 +27,7 @@ class _Blockwise:
 
     def __call__(self, *blocks: np.ndarray) -> Any:
         # per-row inputs (lat only) arrive as (rows, 1): broadcasting gives zero-stride views
-        arrays = np.broadcast_arrays(*blocks)
-        out = self.kernel(*arrays, **self.kwargs)
+        out = self.kernel(*broadcast_blocks(*blocks), **self.kwargs)
         return tuple(out) if self.n_out > 1 else out
 
 
