@@ -319,6 +319,15 @@ def run_site(
         )
     if len(weather) == 0:
         raise PrelesInputError("weather has no rows")
+    idx = weather.index
+    if isinstance(idx, pd.DatetimeIndex) and len(idx) > 1:
+        expected = pd.date_range(idx[0], periods=len(idx), freq="D")
+        if not (idx == expected).all():
+            raise PrelesInputError(
+                "weather must have one row per consecutive day, but its DatetimeIndex is not daily and "
+                "gap-free; insert missing days with weather.asfreq('D') (PAR, TAir, VPD, Precip and CO2 "
+                "are then gap-filled; interpolate fAPAR)"
+            )
     if isinstance(etmodel, bool) or etmodel not in ETMODELS:
         raise PrelesInputError(
             f"etmodel must be 0 or 1 (spec §6.6; -1 and 2 are uncalibrated legacy variants), got {etmodel!r}"
@@ -386,7 +395,7 @@ def synthetic_weather(
 
     Not a weather generator for science: a smooth climatology plus random day-to-day
     variation, with magnitudes of a southern-boreal site (annual mean temperature ≈ 4 °C,
-    January ≈ −7 °C, July ≈ +16 °C; precipitation ≈ 700 mm/yr on about half the days;
+    January ≈ −7 °C, July ≈ +16 °C; precipitation ≈ 550–750 mm/yr on about half the days;
     annual PAR ≈ 6500–7500 mol m-2 at 61.8° N).
 
     Parameters
