@@ -27,6 +27,45 @@ The synthetic world is not the real one: zones follow latitude, continents are b
 coasts and forests are noise patterns. It is designed so that any ~1000 × 1000-px window
 (0.25°) contains every code a stage branches on (drivers 0–7, loss years 1–25,
 plantation types, fire, peat, mangroves where the latitude allows them, …).
+
+How each layer is made (``u_*`` are fBm fields, "cells" are hashed cell patterns)
+------------------------------------------------------------------------------------
+* sea / coast: ``u_sea`` (scales 1536/384/96 px) below 0.05 is water (nodata in every land
+  layer), 0.05–0.10 is the coastal fringe.
+* ``tcd2000``: forest where ``u_forest`` (1024…16 px) exceeds ``1 − f``, ``f`` a target forest
+  fraction from a moisture index (precipitation / latitude PET) faded out towards the poles;
+  35–99 % inside forest (mostly > 85), mostly 0 outside with sparse 1–30 % pixels;
+  plantations 45–90 %, mangroves 55–95 %.
+* ``agb_2000``: ``base(lat) · (tcd/100)^1.25`` × regional and pixel factors, 6–330 t/ha,
+  0 where tcd is 0 and in 3 % holes; ``agb_2000_jpl`` the same idea on 1-km cells (float).
+* ``mangrove_agb_2000``: coastal-fringe patches of ``u_mang`` (96/24 px) with |lat| < 32,
+  ``1 + 720 t^1.5`` t/ha (t the patch intensity): 1–900, low values at patch edges.
+* ``loss_year``: discs (ragged edges) in 8-px and 24-px cells (1–113 px), existence
+  probability scaled by the 1-km driver, one year per patch (slightly increasing trend,
+  4 % of pixels one year off), only where tcd > 5; ``tclf``: the patch's loss year on fire
+  patches (85 % likely under driver 5), 2.5 % of its pixels one year off.
+* ``gain``: discs in 20-px cells where tcd < 60 or loss, plus regrown rotation plantations.
+* ``drivers``: a weighted draw per 40-px block (half of them shared by a 4 × 4-block
+  super-block), weights by tropical / temperate / boreal latitude.
+* ``plantation_type``: rectangles in 50-px cells (1 oil palm only where |lat| < 23.5);
+  ``plantation_pre2000`` 40 % of tropical (|lat| < 30) plantations; planted removal
+  factors constant per plantation (AGC = AGC+BGC / 1.26, SD 15–50 % of the rate).
+* ``continent_ecozone``, ``climate_domain``, ``climate_zone`` (8-px cells): the continent
+  digit from lat/lon boxes, the zone band from a fuzzed latitude (tropical < 22.5 ≤
+  subtropical < 27.5 ≤ temperate < 52 ≤ boreal < 68.5 ≤ tundra woodland), the zone within
+  the band from a wetness index and elevation; only codes with an IPCC Table 4.9 row or
+  fallback (plus 3005 in Antarctica); the domain is the code's domain; the IPCC climate
+  zone is drawn within the domain's four zones from 1-km patch fields.
+* ``elevation``: gentle relief plus isolated peaks (to ~3000 m), pulled to −6 m at coasts;
+  ``precipitation``: latitude climatology × dry belts × regional and 1-km factors.
+* ``bgb_agb_ratio``, ``rf_agc_young`` (2 % NaN 1-km cells), ``rf_agc_bgc_europe`` (inside
+  lon −10…40, lat 35…71, SD twice too large): smooth fields on 1-km cells.
+* ``ifl_primary``: ``u_ifl`` (1600/400 px) above a threshold on tcd > 50 non-plantation
+  forest; ``peat``: 8-px patches in wet tropical lowlands and boreal lowlands.
+* ``fia_region`` (3 × 3 partition of the conterminous-US box), ``fia_forest_group``
+  (`US_FOREST_GROUP_CODES`), ``us_age_category`` (1/2/3): patch fields on 8-px cells.
+* ``soil_c_2000``: 20–250 Mg C/ha on 9-px (250 m) cells, 200–480 on mangrove pixels.
+* ``pixel_area``: exact WGS84 cell area per row (:func:`fluxgraph.grid.row_pixel_area_m2`).
 """
 
 from __future__ import annotations
@@ -37,6 +76,8 @@ import zlib
 import numpy as np
 from numba import njit
 
+from fluxgraph.grid import pixel_area_m2
+
 __all__ = [
     "DEMO_LAYERS",
     "DEMO_REGION_TILES",
@@ -45,7 +86,6 @@ __all__ = [
     "PIXEL_DEG",
     "TILE_PX",
     "US_FOREST_GROUP_CODES",
-    "cell_area_m2",
     "demo_block",
     "demo_blocks",
     "demo_window",
@@ -162,43 +202,6 @@ def demo_window(tile_id: str, size: int = 1000) -> tuple[int, int, int, int]:
 
 
 # --------------------------------------------------------------------------------------
-# Pixel area (WGS84, authalic latitude)
-# --------------------------------------------------------------------------------------
-
-_WGS84_A = 6378137.0
-_WGS84_F = 1.0 / 298.257223563
-_WGS84_E2 = _WGS84_F * (2.0 - _WGS84_F)
-_WGS84_E = math.sqrt(_WGS84_E2)
-
-
-def _authalic_q(phi: float) -> float:
-    s = math.sin(phi)
-    return (1.0 - _WGS84_E2) * (s / (1.0 - _WGS84_E2 * s * s) + math.atanh(_WGS84_E * s) / _WGS84_E)
-
-
-def cell_area_m2(row: int) -> float:
-    """Exact WGS84 ellipsoidal area of one 0.00025° pixel of a global row.
-
-    Uses the authalic-latitude form ``A = a²/2 · Δλ · (q(φ_top) − q(φ_bottom))`` with
-    ``q(φ) = (1 − e²) [sin φ / (1 − e² sin² φ) + atanh(e sin φ) / e]``.
-
-    Parameters
-    ----------
-    row : int
-        Global row index (0 = the row whose top edge is 90°N).
-
-    Returns
-    -------
-    float
-        Area in m² (float64; about 769.3 m² at the equator).
-    """
-    deg = math.pi / 180.0
-    top = (90.0 - row * PIXEL_DEG) * deg
-    bottom = (90.0 - (row + 1) * PIXEL_DEG) * deg
-    return 0.5 * _WGS84_A * _WGS84_A * (PIXEL_DEG * deg) * abs(_authalic_q(top) - _authalic_q(bottom))
-
-
-# --------------------------------------------------------------------------------------
 # Hashing and noise kernels (numba)
 # --------------------------------------------------------------------------------------
 
@@ -210,8 +213,9 @@ _G2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _GX = np.array([math.cos(2.0 * math.pi * (k + 0.5) / 16.0) for k in range(16)])
 _GY = np.array([math.sin(2.0 * math.pi * (k + 0.5) / 16.0) for k in range(16)])
 _SIGMA1 = 0.2155  # standard deviation of one octave of the gradient noise below
-# x = z (A + B z² + C z⁴); 0.5 + 0.5 x / sqrt(1 + x²) approximates Φ(z) to 8e-4
-_CDF_A, _CDF_B, _CDF_C = 0.79952099, 0.10777439, 0.02312409
+# 0.5 + z (P1 + P3 z² + P5 z⁴ + P7 z⁶) for |z| ≤ _ZMAX (clamped beyond) approximates Φ(z) to 2.5e-3
+_P1, _P3, _P5, _P7 = 0.3923466839435727, -0.0564260307651921, 0.005246674492296756, -0.0001959736705144383
+_ZMAX = 2.962
 _U24 = 1.0 / 16777216.0
 _U53 = 1.0 / 9007199254740992.0
 
@@ -231,25 +235,25 @@ def _key(seed: int, name: str, k: int = 0) -> np.uint64:
     return np.uint64(x)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True)
 def _mix(x):
     x = (x ^ (x >> np.uint64(30))) * _C1
     x = (x ^ (x >> np.uint64(27))) * _C2
     return x ^ (x >> np.uint64(31))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True)
 def _h2(key, i, j):
     return _mix(_mix(key ^ (np.uint64(i) * _G1)) ^ (np.uint64(j) * _G2))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True)
 def _unit(h):
     return np.float64(h >> np.uint64(11)) * _U53
 
 
-@njit(cache=True)
-def _fbm_kernel(keys, scales, weights, rows, cols, inv_sigma):  # pragma: no cover - numba
+@njit(cache=True, nogil=True)
+def _fbm_kernel(out, keys, scales, weights, rows, cols, inv_sigma):  # pragma: no cover - numba
     """Sum of gradient-noise octaves at global pixel centres, mapped to ~U(0, 1).
 
     ``rows`` and ``cols`` must be non-decreasing (duplicates allowed). Each octave has its
@@ -258,7 +262,6 @@ def _fbm_kernel(keys, scales, weights, rows, cols, inv_sigma):  # pragma: no cov
     n_oct = keys.shape[0]
     nr = rows.shape[0]
     nc = cols.shape[0]
-    out = np.empty((nr, nc), np.float32)
     if nr == 0 or nc == 0:
         return out
     fxc = np.empty((n_oct, nc))
@@ -336,16 +339,18 @@ def _fbm_kernel(keys, scales, weights, rows, cols, inv_sigma):  # pragma: no cov
                     acc[b] += left + ucol[o, b] * (right - left)
         for b in range(nc):
             z = acc[b] * inv_sigma
+            if z > _ZMAX:
+                z = _ZMAX
+            if z < -_ZMAX:
+                z = -_ZMAX
             z2 = z * z
-            x = z * (_CDF_A + z2 * (_CDF_B + _CDF_C * z2))
-            out[a, b] = 0.5 + 0.5 * x / np.sqrt(1.0 + x * x)
+            out[a, b] = 0.5 + z * (_P1 + z2 * (_P3 + z2 * (_P5 + z2 * _P7)))
     return out
 
 
-@njit(cache=True)
-def _hash_kernel(key, ri, ci):  # pragma: no cover - numba
+@njit(cache=True, nogil=True)
+def _hash_kernel(out, key, ri, ci):  # pragma: no cover - numba
     """Uniform [0, 1) float32 (24 bits) per (ri[a], ci[b]) index pair."""
-    out = np.empty((ri.shape[0], ci.shape[0]), np.float32)
     for a in range(ri.shape[0]):
         hr = _mix(key ^ (np.uint64(ri[a]) * _G1))
         for b in range(ci.shape[0]):
@@ -353,11 +358,14 @@ def _hash_kernel(key, ri, ci):  # pragma: no cover - numba
     return out
 
 
-@njit(cache=True)
-def _expand_kernel(small, inv_r, inv_c):  # pragma: no cover - numba
-    out = np.empty((inv_r.shape[0], inv_c.shape[0]), small.dtype)
+@njit(cache=True, nogil=True)
+def _expand_kernel(out, small, inv_r, inv_c):  # pragma: no cover - numba
+    """Nearest-neighbour expansion ``out[a, b] = small[inv_r[a], inv_c[b]]``."""
     for a in range(inv_r.shape[0]):
         ra = inv_r[a]
+        if a > 0 and ra == inv_r[a - 1]:
+            out[a, :] = out[a - 1, :]
+            continue
         for b in range(inv_c.shape[0]):
             out[a, b] = small[ra, inv_c[b]]
     return out
@@ -380,7 +388,7 @@ _DRIVER_BLOCK = 40
 _DRIVER_SUPER = 4  # blocks per super-block side (clustering of drivers)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True)
 def _driver_at(dkey, bi, bj):
     """Driver code of 40-px block (bi, bj)."""
     lat = 90.0 - (bi * _DRIVER_BLOCK + _DRIVER_BLOCK // 2 + 0.5) * PIXEL_DEG
@@ -398,7 +406,7 @@ def _driver_at(dkey, bi, bj):
     return code
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _driver_kernel(dkey, bi, bj):  # pragma: no cover - numba
     out = np.empty((bi.shape[0], bj.shape[0]), np.uint8)
     for a in range(bi.shape[0]):
@@ -412,84 +420,198 @@ def _driver_kernel(dkey, bi, bj):  # pragma: no cover - numba
 _PLANT_CELL = 50
 
 
-@njit(cache=True)
-def _plant_kernel(pkey, rows, cols):  # pragma: no cover - numba
-    """Plantation type and three per-plantation uniforms for every pixel."""
+@njit(cache=True, nogil=True)
+def _plant_kernel(ptype, ua, ub, pkey, rows, cols, sea, mang_t, sel_a, sel_b):  # pragma: no cover
+    """Plantation type and two per-plantation uniforms (streams sel_a, sel_b) for every pixel.
+
+    Plantations are rectangles in 50-px cells, excluding sea and mangrove pixels.
+    """
     nr = rows.shape[0]
     nc = cols.shape[0]
-    ptype = np.zeros((nr, nc), np.uint8)
-    ua = np.zeros((nr, nc), np.float32)
-    ub = np.zeros((nr, nc), np.float32)
-    uc = np.zeros((nr, nc), np.float32)
+    if nr == 0 or nc == 0:
+        return ptype, ua, ub
     S = _PLANT_CELL
+    j0 = cols[0] // S
+    ncell = cols[nc - 1] // S - j0 + 1
+    kcol = np.empty(nc, np.int64)
+    xcol = np.empty(nc, np.int64)
+    for b in range(nc):
+        j = cols[b] // S
+        kcol[b] = j - j0
+        xcol[b] = cols[b] - j * S
+    y0 = np.zeros(ncell, np.int64)
+    y1 = np.zeros(ncell, np.int64)  # y1 == 0: no plantation in the cell
+    x0 = np.zeros(ncell, np.int64)
+    x1 = np.zeros(ncell, np.int64)
+    typ = np.zeros(ncell, np.uint8)
+    fa = np.zeros(ncell, np.float32)
+    fb = np.zeros(ncell, np.float32)
+    cur = np.int64(-1)
     for a in range(nr):
         r = rows[a]
         i = r // S
-        lat = 90.0 - (i * S + S // 2 + 0.5) * PIXEL_DEG
-        alat = abs(lat)
-        tropics = alat < 23.5
-        p_exist = 0.075 if alat < 30.0 else (0.06 if alat < 62.0 else 0.03)
+        if i != cur:
+            cur = i
+            lat = 90.0 - (i * S + S // 2 + 0.5) * PIXEL_DEG
+            alat = abs(lat)
+            p_exist = 0.075 if alat < 30.0 else (0.06 if alat < 62.0 else 0.03)
+            if alat >= 70.0 or lat < -56.0:
+                p_exist = 0.0
+            for jj in range(ncell):
+                h = _h2(pkey, i, j0 + jj)
+                y1[jj] = 0
+                if _unit(h) >= p_exist:
+                    continue
+                h1 = _mix(h ^ _G1)
+                h2 = _mix(h1 ^ _G2)
+                h3 = _mix(h2 ^ _G1)
+                h4 = _mix(h3 ^ _G2)
+                hgt = 16 + np.int64(_unit(h1) * 30.0)
+                wid = 16 + np.int64(_unit(h2) * 30.0)
+                y0[jj] = np.int64(_unit(h3) * (S - hgt))
+                y1[jj] = y0[jj] + hgt
+                x0[jj] = np.int64(_unit(h4) * (S - wid))
+                x1[jj] = x0[jj] + wid
+                h5 = _mix(h4 ^ _G1)
+                ut = _unit(h5)
+                if alat < 23.5:
+                    typ[jj] = 1 if ut < 0.4 else (2 if ut < 0.75 else 3)
+                else:
+                    typ[jj] = 2 if ut < 0.6 else 3
+                fa[jj] = np.float32(_unit(_mix(h5 ^ (np.uint64(sel_a) * _G2))))
+                fb[jj] = np.float32(_unit(_mix(h5 ^ (np.uint64(sel_b) * _G2))))
         ry = r - i * S
         for b in range(nc):
-            c = cols[b]
-            j = c // S
-            h = _h2(pkey, i, j)
-            if _unit(h) >= p_exist:
+            jj = kcol[b]
+            if ry < y0[jj] or ry >= y1[jj]:
                 continue
-            h1 = _mix(h ^ _G1)
-            h2 = _mix(h1 ^ _G2)
-            h3 = _mix(h2 ^ _G1)
-            h4 = _mix(h3 ^ _G2)
-            hgt = 16 + np.int64(_unit(h1) * 30.0)
-            wid = 16 + np.int64(_unit(h2) * 30.0)
-            y0 = np.int64(_unit(h3) * (S - hgt))
-            x0 = np.int64(_unit(h4) * (S - wid))
-            cx = c - j * S
-            if ry < y0 or ry >= y0 + hgt or cx < x0 or cx >= x0 + wid:
+            cx = xcol[b]
+            if cx < x0[jj] or cx >= x1[jj] or sea[a, b] or mang_t[a, b] > 0.0:
                 continue
-            h5 = _mix(h4 ^ _G1)
-            ut = _unit(h5)
-            if tropics:
-                t = 1 if ut < 0.4 else (2 if ut < 0.75 else 3)
-            else:
-                t = 2 if ut < 0.6 else 3
-            ptype[a, b] = t
-            h6 = _mix(h5 ^ _G2)
-            h7 = _mix(h6 ^ _G1)
-            h8 = _mix(h7 ^ _G2)
-            ua[a, b] = np.float32(_unit(h6))
-            ub[a, b] = np.float32(_unit(h7))
-            uc[a, b] = np.float32(_unit(h8))
-    return ptype, ua, ub, uc
+            ptype[a, b] = typ[jj]
+            ua[a, b] = fa[jj]
+            ub[a, b] = fb[jj]
+    return ptype, ua, ub
+
+
+@njit(cache=True, nogil=True)
+def _planted_kernel(out, ptype, ua, ub, sd, div):  # pragma: no cover - numba
+    """Planted-forest AGC+BGC rate (sd=False) or its stdev (sd=True), divided by `div`."""
+    lo = (0.0, 6.0, 5.0, 2.6)
+    hi = (0.0, 10.0, 15.0, 8.0)
+    for a in range(ptype.shape[0]):
+        for b in range(ptype.shape[1]):
+            t = ptype[a, b]
+            if t == 0 or t > 3:
+                continue
+            rate = lo[t] + (hi[t] - lo[t]) * ua[a, b]
+            if sd:
+                rate = rate * (0.15 + 0.35 * ub[a, b])
+            out[a, b] = np.float32(rate / div)
+    return out
+
+
+# ---- relief, mangroves, biomass -------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _elev_kernel(out, u, pk, us, t_sea):  # pragma: no cover - numba
+    """Elevation (m): gentle relief + isolated peaks, pulled to ~0 (and below) at the coast."""
+    for a in range(u.shape[0]):
+        for b in range(u.shape[1]):
+            s_ = np.float64(us[a, b])
+            if s_ < t_sea:
+                continue
+            k = min(1.0, (s_ - t_sea) / 0.15)
+            t = min(1.0, max(0.0, (np.float64(pk[a, b]) - 0.88) / 0.12))
+            uu = np.float64(u[a, b])
+            e = 10.0 + 500.0 * uu * uu + 3000.0 * t * np.sqrt(t)
+            out[a, b] = np.int16(np.floor(e * k * k - 6.0 * (1.0 - k) + 0.5))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _mangrove_kernel(out, us, um, lat, t_sea, t_coast, t_mang):  # pragma: no cover - numba
+    """Mangrove intensity in (0, 1] on coastal-fringe patches with |lat| < 32, else 0."""
+    for a in range(us.shape[0]):
+        if abs(lat[a]) >= 32.0:
+            continue
+        for b in range(us.shape[1]):
+            s_ = us[a, b]
+            if s_ < t_sea or s_ >= t_coast:
+                continue
+            t = (np.float64(um[a, b]) - t_mang) / (1.0 - t_mang)
+            if t > 0.0:
+                out[a, b] = np.float32(t)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _any_in_range(x, lo, hi):  # pragma: no cover - numba
+    for a in range(x.shape[0]):
+        for b in range(x.shape[1]):
+            if x[a, b] >= lo and x[a, b] < hi:
+                return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _agb_kernel(out, tcd, ubio, base, hkey, rows, cols):  # pragma: no cover - numba
+    """WHRC-like AGB (t/ha, int16): base(lat) · (tcd/100)^1.25 · regional and pixel factors."""
+    for a in range(tcd.shape[0]):
+        hr = _mix(hkey ^ (np.uint64(rows[a]) * _G1))
+        for b in range(tcd.shape[1]):
+            if tcd[a, b] == 0:
+                continue
+            h = _mix(hr ^ (np.uint64(cols[b]) * _G2))
+            if np.float64(h & np.uint64(0xFFFFFF)) * _U24 < 0.03:  # nodata holes
+                continue
+            x = tcd[a, b] / 100.0
+            hu = np.float64(h >> np.uint64(40)) * _U24
+            v = base[a] * x * np.sqrt(np.sqrt(x)) * (0.55 + 0.9 * ubio[a, b]) * (0.9 + 0.2 * hu)
+            out[a, b] = np.int16(min(330.0, max(6.0, np.floor(v + 0.5))))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _mangrove_agb_kernel(out, t, hkey, rows, cols):  # pragma: no cover - numba
+    for a in range(t.shape[0]):
+        hr = _mix(hkey ^ (np.uint64(rows[a]) * _G1))
+        for b in range(t.shape[1]):
+            tt = np.float64(t[a, b])
+            if tt > 0.0:
+                h = _unit(_mix(hr ^ (np.uint64(cols[b]) * _G2)))
+                out[a, b] = np.float32(1.0 + 720.0 * tt * np.sqrt(tt) * (0.75 + 0.5 * h))
+    return out
 
 
 # ---- tree cover density ----------------------------------------------------------------
 
 
-@njit(cache=True)
-def _tcd_kernel(u_forest, thr, tcdmax, hkey, rows, cols, ptype, pu, mang_t, sea):  # pragma: no cover
+@njit(cache=True, nogil=True)
+def _tcd_kernel(out, u_forest, thr, tcdmax, hkey, rows, cols, ptype, pu, mang_t, sea):  # pragma: no cover
     nr = rows.shape[0]
     nc = cols.shape[0]
-    out = np.zeros((nr, nc), np.uint8)
     for a in range(nr):
-        hr1 = _mix(hkey ^ (np.uint64(rows[a]) * _G1))
-        hr2 = _mix(hr1 ^ _G2)
+        hr = _mix(hkey ^ (np.uint64(rows[a]) * _G1))
         tmax = tcdmax[a]
         for b in range(nc):
             if sea[a, b]:
                 continue
-            hc = np.uint64(cols[b]) * _G2
-            h1 = _unit(_mix(hr1 ^ hc))
-            h2 = _unit(_mix(hr2 ^ hc))
+            h = _mix(hr ^ (np.uint64(cols[b]) * _G2))
+            h1 = np.float64(h >> np.uint64(40)) * _U24
+            h2 = np.float64(h & np.uint64(0xFFFFFF)) * _U24
             if mang_t[a, b] > 0.0:
                 v = 55.0 + 40.0 * mang_t[a, b] + 6.0 * (h2 - 0.5)
             elif ptype[a, b] > 0:
                 v = 45.0 + 45.0 * pu[a, b] + 8.0 * (h2 - 0.5)
+            elif thr[a, b] >= 1.0:
+                continue  # no trees where the forest fraction is 0 (polar)
             else:
                 m = u_forest[a, b] - thr[a, b]
                 if m >= 0.0:
                     g = min(1.0, m / 0.12)
-                    v = 35.0 + (tmax - 35.0) * np.sqrt(g) - 12.0 * h1 * (1.0 - g) + 6.0 * (h2 - 0.5)
+                    v = 35.0 + (tmax - 35.0) * g * (2.0 - g) - 12.0 * h1 * (1.0 - g) + 6.0 * (h2 - 0.5)
                     v = max(31.0, v)
                 else:
                     g = max(0.0, 1.0 + m / 0.1)
@@ -517,7 +639,7 @@ _FIRE_P = np.array([0.05, 0.06, 0.04, 0.2, 0.08, 0.85, 0.04, 0.2])
 _YEAR_CUM = np.cumsum(1.0 + 0.05 * np.arange(1, 26)) / np.sum(1.0 + 0.05 * np.arange(1, 26))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True)
 def _year_from_u(u):
     y = 25
     for k in range(25):
@@ -527,103 +649,177 @@ def _year_from_u(u):
     return y
 
 
-@njit(cache=True, inline="always")
-def _blob(key, r, c, S, p, rmin, rmax, hpix):
-    """Membership of pixel (r, c) in the disc of its S-px cell; returns the cell hash or 0."""
-    i = r // S
-    j = c // S
-    h = _h2(key, i, j)
-    if _unit(h) >= p:
-        return np.uint64(0)
-    h1 = _mix(h ^ _G1)
-    rad = rmin + (rmax - rmin) * _unit(h1)
-    h2 = _mix(h1 ^ _G2)
-    h3 = _mix(h2 ^ _G1)
-    span = S - 2.0 * rad
-    cy = rad + span * _unit(h2)
-    cx = rad + span * _unit(h3)
-    dy = (r - i * S + 0.5) - cy
-    dx = (c - j * S + 0.5) - cx
-    d2 = (dy * dy + dx * dx) / (rad * rad)
-    if d2 < 0.7 or (d2 < 1.3 and hpix > (d2 - 0.7) / 0.6):
-        return h3 | np.uint64(1)
-    return np.uint64(0)
+@njit(cache=True, nogil=True)
+def _blob_cells(key, dkey, i, j0, S, p, rmin, rmax, ex, cy, cx, rad2, year, fire):  # pragma: no cover
+    """Disc parameters of the S-px cells (i, j0 + jj) of one cell row.
+
+    With ``dkey != 0`` the existence probability ``p`` is scaled by the loss multiplier of the
+    driver of the cell centre, and a loss year and fire flag are drawn per cell.
+    """
+    for jj in range(ex.shape[0]):
+        j = j0 + jj
+        h = _h2(key, i, j)
+        d = 0
+        pe = p
+        if dkey != np.uint64(0):
+            d = _driver_at(dkey, (i * S + S // 2) // _DRIVER_BLOCK, (j * S + S // 2) // _DRIVER_BLOCK)
+            pe = p * _LOSS_MULT[d]
+        ex[jj] = _unit(h) < pe
+        if not ex[jj]:
+            continue
+        h1 = _mix(h ^ _G1)
+        rad = rmin + (rmax - rmin) * _unit(h1)
+        h2 = _mix(h1 ^ _G2)
+        h3 = _mix(h2 ^ _G1)
+        span = S - 2.0 * rad
+        cy[jj] = rad + span * _unit(h2)
+        cx[jj] = rad + span * _unit(h3)
+        rad2[jj] = rad * rad
+        h4 = _mix(h3 ^ _G2)
+        year[jj] = _year_from_u(_unit(h4))
+        h5 = _mix(h4 ^ _G1)
+        fire[jj] = _unit(h5) < _FIRE_P[d]
 
 
-@njit(cache=True)
-def _loss_kernel(key_s, key_l, dkey, hkey, rows, cols, tcd):  # pragma: no cover - numba
+@njit(cache=True, nogil=True)
+def _in_disc(dy, xc, c, cy, cx, rad2, hrow):
+    """Ragged-edged disc membership; the pixel hash is only drawn near the edge.
+
+    ``dy`` is the pixel-centre row offset in its cell, ``xc`` the column offset.
+    """
+    dy = dy - cy
+    dx = xc - cx
+    d2 = (dy * dy + dx * dx) / rad2
+    if d2 < 0.7:
+        return True
+    if d2 >= 1.3:
+        return False
+    return _unit(_mix(hrow ^ (np.uint64(c) * _G2))) > (d2 - 0.7) / 0.6
+
+
+@njit(cache=True, nogil=True)
+def _col_cells(cols, S):  # pragma: no cover - numba
+    """Per column: index of its S-px cell relative to the first one, and centre offset in the cell."""
+    j0 = cols[0] // S
+    k = np.empty(cols.shape[0], np.int64)
+    x = np.empty(cols.shape[0])
+    for b in range(cols.shape[0]):
+        j = cols[b] // S
+        k[b] = j - j0
+        x[b] = (cols[b] - j * S) + 0.5
+    return j0, k, x
+
+
+@njit(cache=True, nogil=True)
+def _loss_kernel(loss, fire, key_s, key_l, dkey, hkey, rows, cols, tcd):  # pragma: no cover - numba
+    """Loss year (patches of 8-px and 24-px cells) and tree-cover-loss-from-fire."""
     nr = rows.shape[0]
     nc = cols.shape[0]
-    loss = np.zeros((nr, nc), np.uint8)
-    fire = np.zeros((nr, nc), np.uint8)
+    if nr == 0 or nc == 0:
+        return loss, fire
+    SL = _LOSS_LARGE
+    SS = _LOSS_SMALL
+    jl0, kl, xl = _col_cells(cols, SL)
+    js0, ks, xs = _col_cells(cols, SS)
+    nl = kl[nc - 1] + 1
+    ns = ks[nc - 1] + 1
+    exl = np.zeros(nl, np.bool_)
+    cyl = np.zeros(nl)
+    cxl = np.zeros(nl)
+    r2l = np.ones(nl)
+    yl = np.zeros(nl, np.int64)
+    fl = np.zeros(nl, np.bool_)
+    exs = np.zeros(ns, np.bool_)
+    cys = np.zeros(ns)
+    cxs = np.zeros(ns)
+    r2s = np.ones(ns)
+    ys = np.zeros(ns, np.int64)
+    fs = np.zeros(ns, np.bool_)
+    curl = np.int64(-1)
+    curs = np.int64(-1)
     for a in range(nr):
         r = rows[a]
+        il = r // SL
+        if il != curl:
+            curl = il
+            _blob_cells(key_l, dkey, il, jl0, SL, 1.05, 2.0, 6.0, exl, cyl, cxl, r2l, yl, fl)
+        is_ = r // SS
+        if is_ != curs:
+            curs = is_
+            _blob_cells(key_s, dkey, is_, js0, SS, 0.55, 0.6, 2.6, exs, cys, cxs, r2s, ys, fs)
+        dyl = (r - il * SL) + 0.5
+        dys = (r - is_ * SS) + 0.5
         hr = _mix(hkey ^ (np.uint64(r) * _G1))
         for b in range(nc):
             if tcd[a, b] <= 5:
                 continue
             c = cols[b]
-            hp = _mix(hr ^ (np.uint64(c) * _G2))
-            hpix = _unit(hp)
-            hl = np.uint64(0)
-            # large patches (driver of the cell centre scales the patch probability)
-            i = r // _LOSS_LARGE
-            j = c // _LOSS_LARGE
-            d = _driver_at(
-                dkey,
-                (i * _LOSS_LARGE + _LOSS_LARGE // 2) // _DRIVER_BLOCK,
-                (j * _LOSS_LARGE + _LOSS_LARGE // 2) // _DRIVER_BLOCK,
-            )
-            hl = _blob(key_l, r, c, _LOSS_LARGE, 1.05 * _LOSS_MULT[d], 2.0, 6.0, hpix)
-            if hl == 0:
-                i = r // _LOSS_SMALL
-                j = c // _LOSS_SMALL
-                d = _driver_at(
-                    dkey,
-                    (i * _LOSS_SMALL + _LOSS_SMALL // 2) // _DRIVER_BLOCK,
-                    (j * _LOSS_SMALL + _LOSS_SMALL // 2) // _DRIVER_BLOCK,
-                )
-                hl = _blob(key_s, r, c, _LOSS_SMALL, 0.55 * _LOSS_MULT[d], 0.6, 2.6, hpix)
-            if hl == 0:
+            y = 0
+            f = False
+            k = kl[b]
+            if exl[k] and _in_disc(dyl, xl[b], c, cyl[k], cxl[k], r2l[k], hr):
+                y = yl[k]
+                f = fl[k]
+            else:
+                k = ks[b]
+                if exs[k] and _in_disc(dys, xs[b], c, cys[k], cxs[k], r2s[k], hr):
+                    y = ys[k]
+                    f = fs[k]
+            if y == 0:
                 continue
-            hy = _mix(hl ^ _G1)
-            y = _year_from_u(_unit(hy))
-            hq = _mix(hp ^ _G1)
+            hq = _mix(_mix(hr ^ (np.uint64(c) * _G2)) ^ _G1)
             uq = _unit(hq)
-            if uq < 0.02:
+            if uq < 0.02:  # a few pixels of a patch were cleared a year earlier or later
                 y = y + 1 if y < 25 else y - 1
             elif uq < 0.04:
                 y = y - 1 if y > 1 else y + 1
             loss[a, b] = y
-            hf = _mix(hy ^ _G2)
-            if _unit(hf) < _FIRE_P[d]:
+            if f:
                 uf = _unit(_mix(hq ^ _G2))
                 if uf < 0.85:
-                    f = y
+                    fy = y
                     if uf < 0.025:  # rare: fire year differs from the loss year
-                        f = y - 1 if y > 1 else y + 1
-                    fire[a, b] = f
+                        fy = y - 1 if y > 1 else y + 1
+                    fire[a, b] = fy
     return loss, fire
 
 
-@njit(cache=True)
-def _gain_kernel(gkey, hkey, rows, cols, tcd, loss, ptype, pu, sea):  # pragma: no cover - numba
+@njit(cache=True, nogil=True)
+def _gain_kernel(out, gkey, hkey, rows, cols, tcd, loss, ptype, pu, sea):  # pragma: no cover - numba
+    """Gain patches (discs in 20-px cells) plus regrown rotation plantations."""
     nr = rows.shape[0]
     nc = cols.shape[0]
-    out = np.zeros((nr, nc), np.uint8)
+    if nr == 0 or nc == 0:
+        return out
+    S = _GAIN_CELL
+    j0, kc, xc = _col_cells(cols, S)
+    n = kc[nc - 1] + 1
+    ex = np.zeros(n, np.bool_)
+    cy = np.zeros(n)
+    cx = np.zeros(n)
+    r2 = np.ones(n)
+    yy = np.zeros(n, np.int64)
+    ff = np.zeros(n, np.bool_)
+    cur = np.int64(-1)
     for a in range(nr):
         r = rows[a]
+        i = r // S
+        if i != cur:
+            cur = i
+            _blob_cells(gkey, np.uint64(0), i, j0, S, 0.2, 1.5, 6.5, ex, cy, cx, r2, yy, ff)
+        dy = (r - i * S) + 0.5
         hr = _mix(hkey ^ (np.uint64(r) * _G1))
         for b in range(nc):
             if sea[a, b]:
                 continue
             c = cols[b]
-            hpix = _unit(_mix(hr ^ (np.uint64(c) * _G2)))
-            if ptype[a, b] >= 2 and pu[a, b] >= 0.6 and pu[a, b] < 0.8 and hpix > 0.15:
+            regrown = ptype[a, b] >= 2 and pu[a, b] >= 0.6 and pu[a, b] < 0.8
+            if regrown and _unit(_mix(hr ^ (np.uint64(c) * _G2) ^ _G1)) > 0.15:
                 out[a, b] = 1  # rotation plantation regrown over 2000-2020
                 continue
             if tcd[a, b] < 60 or loss[a, b] > 0:
-                if _blob(gkey, r, c, _GAIN_CELL, 0.2, 1.5, 6.5, hpix) != 0:
+                k = kc[b]
+                if ex[k] and _in_disc(dy, xc[b], c, cy[k], cx[k], r2[k], hr):
                     out[a, b] = 1
     return out
 
@@ -631,17 +827,17 @@ def _gain_kernel(gkey, hkey, rows, cols, tcd, loss, ptype, pu, sea):  # pragma: 
 # ---- zones (continent-ecozone, climate domain, IPCC climate zone) -----------------------
 
 # codes (continent digit × 1000 + ecozone index) with an IPCC Table 4.9 row or fallback
-_VALID_CODES = frozenset(
-    int(c)
-    for c in (
-        "1006 1007 1008 1009 1010 1011 1012 1013 1014 1015 1016 1017 1018 1019 1020 1021 2001 2002 2003 "
-        "2006 2007 2008 2009 2010 2011 2012 2013 2014 2015 2016 2017 2018 2019 2020 2021 4001 4002 4003 "
-        "4006 4007 4008 4009 4010 4011 4012 4013 4014 4015 4016 4017 4018 4019 4020 4021 5006 5007 5008 "
-        "5009 5010 5011 5012 5013 5014 5015 5016 5017 5018 5019 5020 5021 6006 6007 6008 6009 6010 6011 "
-        "6012 6013 6014 6015 6016 6017 6018 6019 6020 6021 7001 7002 7003 7007 7008 7009 7010 7011 7012 "
-        "7013 7014 7015 8008 8011 8013 8014"
-    ).split()
-)
+_TROP_SUB_TEMP = tuple(range(6, 22))  # ecozone indices 6..21 (subtropical, temperate, tropical)
+_VALID_ZONES = {
+    1: _TROP_SUB_TEMP,  # Africa
+    2: (1, 2, 3, *_TROP_SUB_TEMP),  # Asia
+    4: (1, 2, 3, *_TROP_SUB_TEMP),  # North America
+    5: _TROP_SUB_TEMP,  # South America
+    6: _TROP_SUB_TEMP,  # Oceania
+    7: (1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15),  # Europe
+    8: (8, 11, 13, 14),  # New Zealand
+}
+_VALID_CODES = frozenset(cont * 1000 + z for cont, zones in _VALID_ZONES.items() for z in zones)
 _ANTARCTIC_CODE = 3005  # polar; no forest there
 
 
@@ -671,7 +867,7 @@ def _remap_table() -> np.ndarray:
 _ECO_REMAP = _remap_table()
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True)
 def _continent(lat, lon):
     if lat < -60.0:
         return 3
@@ -694,7 +890,7 @@ def _continent(lat, lon):
     return 2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _zones_kernel(lat, lon, u_z, u_eco, psm, elev, u_cz1, u_cz2, u_cz3, hole_e, hole_d, hole_z):  # pragma: no cover
     """Continent-ecozone code, climate domain and IPCC climate zone on a (coarse) grid."""
     nr = lat.shape[0]
@@ -860,6 +1056,12 @@ _EUROPE = (35.0, 71.0, -10.0, 40.0)  # lat0, lat1, lon0, lon1
 _CONUS = (25.0, 49.0, -125.0, -67.0)
 
 
+def _hash_grid(key, ri: np.ndarray, ci: np.ndarray) -> np.ndarray:
+    out = np.empty((ri.size, ci.size), np.float32)
+    _hash_kernel(out, key, ri, ci)
+    return out
+
+
 class _Axes:
     """Global row/col indices of a grid (pixels, or centres of aligned G-px cells)."""
 
@@ -915,20 +1117,23 @@ class _Ctx:
         keys = np.array([_key(self.seed, name, k) for k in range(len(scales))], dtype=np.uint64)
         w = np.asarray(weights, dtype=np.float64)
         inv_sigma = 1.0 / (_SIGMA1 * math.sqrt(float(np.sum(w * w))))
-        out = _fbm_kernel(keys, np.asarray(scales, dtype=np.int64), w, rows, cols, inv_sigma)
+        out = np.empty((rows.size, cols.size), np.float32)
+        _fbm_kernel(out, keys, np.asarray(scales, dtype=np.int64), w, rows, cols, inv_sigma)
         self._memo[memo] = out
         return out
 
     def hashu(self, name, g=1, cell=1) -> np.ndarray:
         """Uniform [0, 1) per pixel of grid g (or per aligned `cell`-px cell)."""
         ax = self.ax(g)
-        return _hash_kernel(_key(self.seed, name), ax.rows // cell, ax.cols // cell)
+        return _hash_grid(_key(self.seed, name), ax.rows // cell, ax.cols // cell)
 
     def expand(self, small: np.ndarray, g: int) -> np.ndarray:
         if g == 1:
             return small
         ax = self.ax(g)
-        return _expand_kernel(small, ax.inv_r, ax.inv_c)
+        out = np.empty((ax.inv_r.size, ax.inv_c.size), small.dtype)
+        _expand_kernel(out, small, ax.inv_r, ax.inv_c)
+        return out
 
     @property
     def lat(self) -> np.ndarray:
@@ -952,7 +1157,7 @@ class _Ctx:
 
     # ---- land / sea / relief -------------------------------------------------------------
     def _u_sea(self, g=1):
-        return self.fbm("sea", (1536, 384, 96, 24), (1.0, 0.55, 0.3, 0.15), g=g)
+        return self.fbm("sea", (1536, 384, 96), (1.0, 0.85, 0.7), g=g)
 
     def _f_u_sea(self):
         return self._u_sea(1)
@@ -965,15 +1170,11 @@ class _Ctx:
         return (u >= _T_SEA) & (u < _T_COAST)
 
     def _elev(self, g):
-        u = self.fbm("relief", (6000, 1500, 400, 100, 25), (1.0, 0.5, 0.35, 0.2, 0.1), g=g).astype(np.float64)
-        pk = self.fbm("peaks", (800, 200, 50), (1.0, 0.4, 0.2), g=g).astype(np.float64)
-        us = self._u_sea(g).astype(np.float64)
-        k = np.clip((us - _T_SEA) / 0.15, 0.0, 1.0)
-        t = np.clip((pk - 0.85) / 0.15, 0.0, 1.0)
-        e_land = 10.0 + 500.0 * u * u + 3200.0 * t * np.sqrt(t)
-        e = np.floor(e_land * k * k - 6.0 * (1.0 - k) + 0.5)
-        e[us < _T_SEA] = 0.0
-        return e.astype(np.int16)
+        u = self.fbm("relief", (6000, 1500, 400, 100, 25), (1.0, 0.5, 0.35, 0.2, 0.1), g=g)
+        pk = self.fbm("peaks", (800, 200, 50), (1.0, 0.4, 0.2), g=g)
+        out = np.zeros(u.shape, np.int16)
+        _elev_kernel(out, u, pk, self._u_sea(g), _T_SEA)
+        return out
 
     def _f_elevation(self):
         return self._elev(1)
@@ -1012,12 +1213,22 @@ class _Ctx:
         u3 = self.fbm("cz_montane", (300, 80), (1.0, 0.5), **sub)
         far = self._u_sea(g) < _FAR_SEA
         kr, kc = ax.rows // _KM_GRID, ax.cols // _KM_GRID
-        hd = _hash_kernel(_key(self.seed, "hole_domain"), kr, kc) < 0.003
-        hz = _hash_kernel(_key(self.seed, "hole_zone"), kr, kc) < 0.003
+        hd = _hash_grid(_key(self.seed, "hole_domain"), kr, kc) < 0.003
+        hz = _hash_grid(_key(self.seed, "hole_zone"), kr, kc) < 0.003
         eco, dom, cz = _zones_kernel(
-            ax.lat, ax.lon, u_z, u_eco, self.get("psmooth_zone"), self.get("elev_zone"), u1, u2, u3,
-            far, far | hd, far | hz,
-        )  # fmt: skip
+            ax.lat,
+            ax.lon,
+            u_z,
+            u_eco,
+            self.get("psmooth_zone"),
+            self.get("elev_zone"),
+            u1,
+            u2,
+            u3,
+            far,
+            far | hd,
+            far | hz,
+        )
         return eco, dom, cz
 
     def _f_continent_ecozone(self):
@@ -1038,40 +1249,72 @@ class _Ctx:
     def _f_mangrove_t(self):
         """Mangrove intensity in (0, 1] on mangrove pixels, 0 elsewhere."""
         lo, _ = self.lat_range()
-        if lo >= 32.0 or not self.rows.size or not self.cols.size:
+        us = self.get("u_sea")
+        if lo >= 32.0 or not _any_in_range(us, _T_SEA, _T_COAST):
             return np.zeros(self.shape, np.float32)
-        u = self.fbm("mangrove", (96, 24, 6), (1.0, 0.5, 0.25))
-        t = (u - np.float32(_T_MANG)) / np.float32(1.0 - _T_MANG)
-        ok = self.get("coast") & (t > 0) & (np.abs(self.lat) < 32.0)[:, None]
-        return np.where(ok, t, np.float32(0.0)).astype(np.float32)
+        um = self.fbm("mangrove", (96, 24), (1.0, 0.5))
+        out = np.zeros(self.shape, np.float32)
+        _mangrove_kernel(out, us, um, self.lat, _T_SEA, _T_COAST, _T_MANG)
+        return out
 
-    def _f_plant(self):
-        ptype, ua, ub, uc = _plant_kernel(_key(self.seed, "plantation"), self.rows, self.cols)
-        ptype[self.get("sea") | (self.get("mangrove_t") > 0)] = 0
-        return ptype, ua, ub, uc
+    def _plant(self, sel_a, sel_b):
+        out = (np.zeros(self.shape, np.uint8), np.zeros(self.shape, np.float32), np.zeros(self.shape, np.float32))
+        _plant_kernel(
+            *out,
+            _key(self.seed, "plantation"),
+            self.rows,
+            self.cols,
+            self.get("sea"),
+            self.get("mangrove_t"),
+            sel_a,
+            sel_b,
+        )
+        return out
+
+    def _f_plant_ac(self):
+        return self._plant(1, 3)
+
+    def _f_plantation_type(self):
+        return self.get("plant_ac")[0]
+
+    def _f_plant_ua(self):
+        return self.get("plant_ac")[1]
+
+    def _f_plant_uc(self):
+        return self.get("plant_ac")[2]
+
+    def _f_plant_ub(self):
+        return self._plant(2, 2)[1]
 
     def _f_tcd2000(self):
         u_f = self.fbm("forest", (1024, 256, 64, 16), (1.0, 0.6, 0.4, 0.25))
         tmax = _interp_lat(self.lat, [0, 25, 45, 60, 72, 90], [99, 97, 94, 85, 75, 60])
-        ptype, ua, _, _ = self.get("plant")
-        return _tcd_kernel(
-            u_f, self.get("forest_thr"), tmax, _key(self.seed, "tcd_pix"), self.rows, self.cols,
-            ptype, ua, self.get("mangrove_t"), self.get("sea"),
-        )  # fmt: skip
+        out = np.zeros(self.shape, np.uint8)
+        _tcd_kernel(
+            out,
+            u_f,
+            self.get("forest_thr"),
+            tmax,
+            _key(self.seed, "tcd_pix"),
+            self.rows,
+            self.cols,
+            self.get("plantation_type"),
+            self.get("plant_ua"),
+            self.get("mangrove_t"),
+            self.get("sea"),
+        )
+        return out
 
     def _agb_base(self, lat):
         return _interp_lat(lat, [0, 20, 30, 45, 55, 65, 75, 90], [245, 230, 175, 170, 115, 85, 55, 40])
 
     def _f_agb_2000(self):
-        tcd = self.get("tcd2000")
-        x = tcd.astype(np.float64) / 100.0
-        ub = self.fbm("biomass", (2000, 500, 125), (1.0, 0.5, 0.25)).astype(np.float64)
-        h = self.hashu("agb_pix").astype(np.float64)
-        v = self._agb_base(self.lat)[:, None] * x * np.sqrt(np.sqrt(x)) * (0.55 + 0.9 * ub) * (0.9 + 0.2 * h)
-        v = np.clip(np.floor(v + 0.5), 6, 330)
-        hole = self.hashu("agb_hole") < 0.03
-        v[(tcd == 0) | hole] = 0
-        return v.astype(np.int16)
+        ub = self.expand(self.fbm("biomass", (2000, 500, 125), (1.0, 0.5, 0.25), g=_ZONE_GRID), _ZONE_GRID)
+        out = np.zeros(self.shape, np.int16)
+        _agb_kernel(
+            out, self.get("tcd2000"), ub, self._agb_base(self.lat), _key(self.seed, "agb_pix"), self.rows, self.cols
+        )
+        return out
 
     def _f_agb_2000_jpl(self):
         g = _KM_GRID
@@ -1085,10 +1328,9 @@ class _Ctx:
         return self.expand(v.astype(np.float32), g)
 
     def _f_mangrove_agb_2000(self):
-        t = self.get("mangrove_t").astype(np.float64)
-        h = self.hashu("mangrove_pix").astype(np.float64)
-        v = 1.0 + 720.0 * t * np.sqrt(t) * (0.75 + 0.5 * h)
-        return np.where(t > 0, v, 0.0).astype(np.float32)
+        out = np.zeros(self.shape, np.float32)
+        _mangrove_agb_kernel(out, self.get("mangrove_t"), _key(self.seed, "mangrove_pix"), self.rows, self.cols)
+        return out
 
     def _f_drivers_km(self):
         ax = self.ax(_KM_GRID)
@@ -1099,10 +1341,18 @@ class _Ctx:
         return d
 
     def _f_loss(self):
-        return _loss_kernel(
-            _key(self.seed, "loss_small"), _key(self.seed, "loss_large"), _key(self.seed, "drivers"),
-            _key(self.seed, "loss_pix"), self.rows, self.cols, self.get("tcd2000"),
-        )  # fmt: skip
+        out = (np.zeros(self.shape, np.uint8), np.zeros(self.shape, np.uint8))
+        _loss_kernel(
+            *out,
+            _key(self.seed, "loss_small"),
+            _key(self.seed, "loss_large"),
+            _key(self.seed, "drivers"),
+            _key(self.seed, "loss_pix"),
+            self.rows,
+            self.cols,
+            self.get("tcd2000"),
+        )
+        return out
 
     def _f_loss_year(self):
         return self.get("loss")[0]
@@ -1111,44 +1361,49 @@ class _Ctx:
         return self.get("loss")[1]
 
     def _f_gain(self):
-        ptype, _, _, uc = self.get("plant")
-        return _gain_kernel(
-            _key(self.seed, "gain"), _key(self.seed, "gain_pix"), self.rows, self.cols,
-            self.get("tcd2000"), self.get("loss_year"), ptype, uc, self.get("sea"),
-        )  # fmt: skip
-
-    def _f_plantation_type(self):
-        return self.get("plant")[0]
+        out = np.zeros(self.shape, np.uint8)
+        _gain_kernel(
+            out,
+            _key(self.seed, "gain"),
+            _key(self.seed, "gain_pix"),
+            self.rows,
+            self.cols,
+            self.get("tcd2000"),
+            self.get("loss_year"),
+            self.get("plantation_type"),
+            self.get("plant_uc"),
+            self.get("sea"),
+        )
+        return out
 
     def _f_plantation_pre2000(self):
-        ptype, _, _, uc = self.get("plant")
+        ptype = self.get("plantation_type")
         trop = (np.abs(self.lat) < 30.0)[:, None]
-        return ((ptype > 0) & trop & (uc < 0.4)).astype(np.uint8)
+        return ((ptype > 0) & trop & (self.get("plant_uc") < 0.4)).astype(np.uint8)
 
-    def _planted(self):
-        ptype, ua, ub, _ = self.get("plant")
-        lo = np.array([0.0, 6.0, 5.0, 2.6], np.float32)[ptype]
-        hi = np.array([0.0, 10.0, 15.0, 8.0], np.float32)[ptype]
-        rate = (lo + (hi - lo) * ua).astype(np.float32)
-        sd = (rate * (np.float32(0.15) + np.float32(0.35) * ub)).astype(np.float32)
-        return rate, sd
+    def _planted(self, sd, div):
+        ptype = self.get("plantation_type")
+        ub = self.get("plant_ub") if sd else np.zeros((1, 1), np.float32)
+        out = np.zeros(self.shape, np.float32)
+        _planted_kernel(out, ptype, self.get("plant_ua"), ub, sd, div)
+        return out
 
     def _f_rf_agc_bgc_planted(self):
-        return self._planted()[0]
+        return self._planted(False, 1.0)
 
     def _f_rf_stdev_agc_bgc_planted(self):
-        return self._planted()[1]
+        return self._planted(True, 1.0)
 
     def _f_rf_agc_planted(self):
-        return (self._planted()[0] / np.float32(1.26)).astype(np.float32)
+        return self._planted(False, 1.26)
 
     def _f_rf_stdev_agc_planted(self):
-        return (self._planted()[1] / np.float32(1.26)).astype(np.float32)
+        return self._planted(True, 1.26)
 
     def _f_ifl_primary(self):
-        u = self.fbm("ifl", (1600, 400, 100), (1.0, 0.5, 0.25))
+        u = self.fbm("ifl", (1600, 400), (1.0, 0.5))
         thr = _interp_lat(self.lat, [0, 25, 30, 50, 55, 90], [0.55, 0.55, 0.75, 0.75, 0.6, 0.6])
-        ptype = self.get("plant")[0]
+        ptype = self.get("plantation_type")
         ok = (u > thr[:, None].astype(np.float32)) & (self.get("tcd2000") > 50) & (ptype == 0)
         return ok.astype(np.uint8)
 
@@ -1160,8 +1415,8 @@ class _Ctx:
         us = self._u_sea(g)
         alat = np.abs(ax.lat)[:, None]
         wet = self.get("psmooth_zone") > 1500.0
-        trop = (alat < 25.0) & wet & (u > 0.7) & ((e < 120) | (us < 0.2))
-        bor = (alat > 50.0) & (u > 0.62) & (e < 600)
+        trop = (alat < 25.0) & wet & (u > 0.76) & ((e < 120) | (us < 0.2))
+        bor = (alat > 50.0) & (u > 0.7) & (e < 600)
         peat = self.expand((trop | bor).astype(np.uint8), g)
         peat[self.get("sea")] = 0
         return peat
@@ -1267,7 +1522,8 @@ class _Ctx:
         return self._us_layer(2)
 
     def _f_pixel_area(self):
-        areas = np.array([cell_area_m2(int(r)) for r in self.rows], dtype=np.float64).astype(np.float32)
+        lat_top = (N_GLOBAL_ROWS // 2 - np.asarray(self.rows, dtype=np.float64)) / (1.0 / PIXEL_DEG)
+        areas = pixel_area_m2(lat_top).astype(np.float32)
         return np.repeat(areas[:, None], self.shape[1], axis=1)
 
 
@@ -1289,12 +1545,11 @@ def _check_bounds(row0: int, row1: int, col0: int, col1: int) -> None:
         )
 
 
-def demo_blocks(
-    layers, row0: int, row1: int, col0: int, col1: int, *, seed: int = 0
-) -> dict[str, np.ndarray]:
+def demo_blocks(layers, row0: int, row1: int, col0: int, col1: int, *, seed: int = 0) -> dict[str, np.ndarray]:
     """Several synthetic layers of one block, sharing intermediate fields.
 
     Gives exactly the same arrays as calling `demo_block` once per layer, faster.
+    The numba kernels release the GIL, so blocks can be generated in parallel threads.
 
     Parameters
     ----------
@@ -1317,6 +1572,11 @@ def demo_blocks(
         For an unknown layer name (the message lists the known layers).
     ValueError
         If the block is not inside the global grid.
+
+    Notes
+    -----
+    Intermediate fields are kept until the call returns: peak memory is about 35 bytes per
+    pixel for one layer and 140 bytes per pixel for all layers (75 of them the result).
     """
     layers = list(layers)
     for name in layers:
