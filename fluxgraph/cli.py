@@ -84,7 +84,7 @@ def run(
     save_intermediates: Annotated[
         bool, typer.Option("--save-intermediates", help="Write every computed layer")
     ] = False,
-    cluster: Annotated[str | None, typer.Option(help="local, tcp://host:port, or none (threads in this process)")] = None,
+    cluster: Annotated[str | None, typer.Option(help="local, tcp://host:port, ec2, fargate, k8s, none")] = None,
     skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Skip tiles lacking a required layer")] = False,
     chunks: Annotated[int | None, typer.Option(help="Chunk side in pixels (divides 40000, multiple of 400)")] = None,
 ) -> None:

@@ -55,12 +55,21 @@ class StageContext:
     def __getitem__(self, name: str) -> xr.DataArray:
         return self.inputs[name]
 
+    def per_row(self, values: np.ndarray, name: str) -> xr.DataArray:
+        """A lazy (lat, lon) array repeating one value per row (zero-stride blocks, no memory)."""
+        import dask.array as da
+
+        template = next(iter(self.inputs.values()))
+        col = da.from_array(np.asarray(values)[:, None], chunks=(template.data.chunks[0], 1))
+        data = da.broadcast_to(col, template.shape, chunks=template.data.chunks)
+        return xr.DataArray(data, dims=("lat", "lon"), coords={"lat": template["lat"], "lon": template["lon"]},
+                            name=name)
+
     def row_tropics(self) -> xr.DataArray:
-        """uint8 per row (lat): 1 where the pixel's 10° tile has its top edge in (−30, 30] (stages.md §6)."""
-        lat = next(iter(self.inputs.values()))["lat"]
-        top = np.floor(lat.values / 10.0) * 10 + 10
-        flag = ((top > -30) & (top <= 30)).astype(np.uint8)
-        return xr.DataArray(flag, dims=("lat",), coords={"lat": lat})
+        """uint8: 1 where the pixel's 10° tile has its top edge in (−30, 30] (stages.md §6, B.11)."""
+        lat = next(iter(self.inputs.values()))["lat"].values
+        top = np.floor(lat / 10.0) * 10 + 10
+        return self.per_row(((top > -30) & (top <= 30)).astype(np.uint8), "tropics")
 
 
 Compute = Callable[[StageContext], Mapping[str, xr.DataArray]]

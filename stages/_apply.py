@@ -20,14 +20,15 @@ def broadcast_blocks(*blocks: np.ndarray) -> list[np.ndarray]:
 class _Blockwise:
     """Picklable block function: broadcast the block's inputs to one 2-D shape, call the kernel."""
 
-    def __init__(self, kernel: Callable[..., Any], n_out: int, kwargs: dict[str, Any]) -> None:
+    def __init__(self, kernel: Callable[..., Any], n_out: int, tail: tuple, kwargs: dict[str, Any]) -> None:
         self.kernel = kernel
         self.n_out = n_out
+        self.tail = tail
         self.kwargs = kwargs
 
     def __call__(self, *blocks: np.ndarray) -> Any:
         # per-row inputs (lat only) arrive as (rows, 1): broadcasting gives zero-stride views
-        out = self.kernel(*broadcast_blocks(*blocks), **self.kwargs)
+        out = self.kernel(*broadcast_blocks(*blocks), *self.tail, **self.kwargs)
         return tuple(out) if self.n_out > 1 else out
 
 
@@ -35,6 +36,7 @@ def apply_kernel(
     kernel: Callable[..., Any],
     *arrays: xr.DataArray,
     output_dtypes: Sequence[Any],
+    tail: Sequence[Any] = (),
     **kwargs: Any,
 ) -> tuple[xr.DataArray, ...]:
     """Run ``kernel`` over aligned ``(lat, lon)`` DataArrays with ``xr.apply_ufunc(dask="parallelized")``.
@@ -48,6 +50,9 @@ def apply_kernel(
         Inputs; DataArrays with only a ``lat`` dimension are broadcast per row.
     output_dtypes : sequence of dtype
         One dtype per output.
+    tail : sequence
+        Static positional arguments passed after the blocks (e.g. code lookup tables),
+        not broadcast.
     **kwargs
         Keyword arguments passed to the kernel (parameters, lookup tables, flags).
 
@@ -58,7 +63,7 @@ def apply_kernel(
     """
     n_out = len(output_dtypes)
     res = xr.apply_ufunc(
-        _Blockwise(kernel, n_out, kwargs),
+        _Blockwise(kernel, n_out, tuple(tail), kwargs),
         *arrays,
         dask="parallelized",
         output_dtypes=[np.dtype(d) for d in output_dtypes],
