@@ -191,11 +191,10 @@ def list_layers(
 
 
 def _register_optional_commands() -> None:
-    try:
-        from fluxgraph._cli_preles import preles_site
-    except ImportError:  # pragma: no cover - PRELES module absent
-        return
+    from fluxgraph._cli_preles import preles_map, preles_site
+
     app.command("preles-site")(preles_site)
+    app.command("preles-map")(preles_map)
 
 
 _register_optional_commands()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ from numba import njit
 
 from fluxgraph.errors import PrelesInputError
 from fluxgraph.grid import PX_PER_DEG, RES, PixelWindow
-from fluxgraph.kernels.preles import PARAM_NAMES, STATE_NAMES, initial_states, run_preles
+from fluxgraph.kernels.preles import PARAM_NAMES, STATE_NAMES, check_params, initial_states, run_preles
 from fluxgraph.preles import param_number, resolve_params, synthetic_weather
 
 __all__ = [
@@ -262,7 +263,9 @@ def open_weather(path: str | Path) -> xr.Dataset:
         raise PrelesInputError(f"weather file {str(p)!r} does not exist")
     try:
         if _is_zarr(p):
-            return xr.open_zarr(p, consolidated=None)
+            with warnings.catch_warnings():  # "no consolidated metadata, read without": fine here
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return xr.open_zarr(p, consolidated=None)
         return xr.open_dataset(p, chunks={})
     except (OSError, ValueError, KeyError) as exc:
         raise PrelesInputError(
@@ -511,7 +514,7 @@ def point_weather(weather: xr.Dataset, lat: float, lon: float, *, interp: Interp
     g = _block_geom(my, mx, slice(None), slice(None))
     cols = {}
     for name, v in arrays.items():
-        sub = np.ascontiguousarray(v.isel(lat=slice(g.y0, g.y1), lon=slice(g.x0, g.x1)).to_numpy(), dtype=np.float64)
+        sub = np.asarray(v.isel(lat=slice(g.y0, g.y1), lon=slice(g.x0, g.x1)).to_numpy(), dtype=np.float64)
         if interp == "nearest":
             cols[name] = sub[:, g.iy0[0], g.ix0[0]].copy()
         else:
@@ -526,7 +529,12 @@ def point_weather(weather: xr.Dataset, lat: float, lon: float, *, interp: Interp
 # ----------------------------------------------------------------------------------------------
 @njit(cache=True)
 def _bilinear_fill(src, iy0, iy1, wy, ix0, ix1, wx, out):  # pragma: no cover - numba
-    """out[t, k] = bilinear value of src[t] for pixel k (rows iy0/iy1, cols ix0/ix1, weights wy/wx)."""
+    """Bilinear weather of a pixel band: ``out[t, k]`` from the coarse cells ``src[t]`` for pixel ``k``.
+
+    ``src`` is (n_days, n_rows, n_cols), ``out`` (n_days, n_pixels); rows iy0/iy1 with weight wy
+    on iy1, columns ix0/ix1 with weight wx on ix1. (One variable per call: measured ~30 % faster
+    than filling the five variables in one loop.)
+    """
     for t in range(src.shape[0]):
         for k in range(out.shape[1]):
             a = src[t, iy0[k], ix0[k]]
@@ -621,8 +629,6 @@ def _params_for(spec: _RunSpec, sel: np.ndarray, rows: np.ndarray | None, pmaps:
 
 
 def _check_param_rows(p: np.ndarray, where: str) -> None:
-    from fluxgraph.kernels.preles import check_params
-
     try:
         check_params(p)
     except ValueError as exc:
@@ -654,29 +660,66 @@ def _groups(spec: _RunSpec, g: _BlockGeom, valid: np.ndarray, nx: int) -> Iterat
             yield idx[s : s + limit], -1, -1
 
 
-def _group_weather(spec: _RunSpec, g: _BlockGeom, weather: Sequence[np.ndarray], sel: np.ndarray, cy: int, cx: int,
-                   nx: int) -> list[np.ndarray]:  # fmt: skip
+class _Buffers:
+    """Reusable daily buffers of a task: contiguous (n_days, n) views into one allocation.
+
+    Allocating fresh (n_days, band) arrays for every band costs page faults in dask workers,
+    whose ``MALLOC_TRIM_THRESHOLD_`` returns freed memory to the OS at once (measured: bilinear
+    runs 30 % slower in a worker than in-process without reuse).
+    """
+
+    def __init__(self, n_arrays: int, n_days: int, max_pixels: int) -> None:
+        self.flat = np.empty(n_arrays * n_days * max_pixels)
+        self.n_arrays = n_arrays
+        self.n_days = n_days
+
+    def view(self, k: int, n: int) -> np.ndarray:
+        """Buffer ``k`` as a C-contiguous (n_days, n) array."""
+        size = self.n_days * n
+        return self.flat[k * size : (k + 1) * size].reshape(self.n_days, n)
+
+
+def _group_weather(g: _BlockGeom, weather: np.ndarray, sel: np.ndarray, cy: int, cx: int, nx: int,
+                   bufs: _Buffers) -> list[np.ndarray]:  # fmt: skip
     """The weather of a pixel group: (n_days, 1) cell columns (nearest) or (n_days, n) bilinear buffers."""
     if cy >= 0:
         return [np.ascontiguousarray(w[:, cy, cx])[:, np.newaxis] for w in weather]
     r, c = sel // nx, sel % nx
+    iy0, iy1, wy, ix0, ix1, wx = g.iy0[r], g.iy1[r], g.wy[r], g.ix0[c], g.ix1[c], g.wx[c]
     out = []
-    for w in weather:
-        buf = np.empty((w.shape[0], sel.size))
-        _bilinear_fill(w, g.iy0[r], g.iy1[r], g.wy[r], g.ix0[c], g.ix1[c], g.wx[c], buf)
+    for k, w in enumerate(weather):
+        buf = bufs.view(k, sel.size)
+        _bilinear_fill(w, iy0, iy1, wy, ix0, ix1, wx, buf)
         out.append(buf)
     return out
 
 
-def _run_block(spec: _RunSpec, g: _BlockGeom, lat: np.ndarray, lon: np.ndarray, fapar: np.ndarray,
-               weather: Sequence[np.ndarray], types: np.ndarray | None, pmaps: Sequence[np.ndarray],
-               states: Sequence[np.ndarray] | None) -> np.ndarray:  # fmt: skip
-    """One task: PRELES over one spatial chunk; returns the (n_layers, ny, nx) result stack."""
+def _group_fapar(spec: _RunSpec, fap: np.ndarray, sel: np.ndarray, bufs: _Buffers) -> np.ndarray:
+    """fAPAR of a pixel group: (1, n) if constant in time, else (n_days, n) (the step in force each day)."""
+    if spec.fapar_index is None:
+        return np.asarray(fap[:, sel], dtype=np.float64)
+    out = bufs.view(bufs.n_arrays - 1, sel.size)  # the last buffer
+    np.take(fap[:, sel], spec.fapar_index, axis=0, out=out)
+    return out
+
+
+@dataclass
+class _BlockInputs:
+    """A chunk's inputs flattened to pixels, checked."""
+
+    fap: np.ndarray  # (n_fapar_steps, n_pixels)
+    valid: np.ndarray  # (n_pixels,) bool: pixels to model
+    rows: np.ndarray | None  # parameter-table row per pixel
+    maps: list[np.ndarray]  # per-pixel parameter maps, (n_pixels,) each
+    states: np.ndarray | None  # (10, n_pixels)
+    where: str
+
+
+def _block_inputs(spec: _RunSpec, lat: np.ndarray, lon: np.ndarray, fapar: np.ndarray, types: np.ndarray | None,
+                  pmaps: Sequence[np.ndarray], states: Sequence[np.ndarray] | None) -> _BlockInputs:  # fmt: skip
+    """Flatten and check a chunk's fAPAR, type map, parameter maps and states."""
     fap = np.asarray(fapar)
-    if fap.ndim == 2:
-        fap = fap[np.newaxis]
-    n_ft, ny, nx = fap.shape
-    fap = fap.reshape(n_ft, ny * nx)
+    fap = fap.reshape(fap.shape[0] if fap.ndim == 3 else 1, lat.size * lon.size)
     where = _where(lat, lon)
     maps = [np.asarray(m, dtype=np.float64).reshape(-1) for m in pmaps]
     tmap = None if types is None else np.asarray(types).reshape(-1)
@@ -688,33 +731,45 @@ def _run_block(spec: _RunSpec, g: _BlockGeom, lat: np.ndarray, lon: np.ndarray, 
             "set fill values to NaN"
         )
     rows = None if tmap is None else _type_rows(spec, tmap, valid, where)
-    st_all = None if states is None else np.stack([np.asarray(s, dtype=np.float64).reshape(-1) for s in states])
-    if st_all is not None and not np.isfinite(st_all[:5][:, valid]).all():
+    st = None if states is None else np.stack([np.asarray(s, dtype=np.float64).reshape(-1) for s in states])
+    if st is not None and not np.isfinite(st[:5][:, valid]).all():
         raise PrelesInputError(
             f"states have NaN or infinite SW/CW/SOG/S/PhenoS at pixels with fAPAR ({where}); continue only "
             "from the end states of a run over the same pixels"
         )
+    return _BlockInputs(fap, valid, rows, maps, st, where)
+
+
+def _weather_stack(spec: _RunSpec, weather: Sequence[np.ndarray]) -> np.ndarray:
+    """The chunk's coarse weather as one (5, n_days, n_rows, n_cols) float64 array."""
+    arrays = [np.asarray(w, dtype=np.float64) for w in weather]
     if spec.interp == "bilinear":
-        weather = [_missing_to_nan(n, np.asarray(w, dtype=np.float64)) for n, w in zip(WEATHER_VARS, weather,
-                                                                                          strict=True)]
-    else:
-        weather = [np.asarray(w, dtype=np.float64) for w in weather]
-    n_p = spec.n_periods
-    out = np.full((spec.n_layers, ny * nx), np.nan)
-    for sel, cy, cx in _groups(spec, g, valid, nx):
-        p = _params_for(spec, sel, rows, maps, where)
-        st = initial_states(p, sel.size) if st_all is None else st_all[:, sel]
-        f = np.asarray(fap[:, sel], dtype=np.float64)
-        if spec.fapar_index is not None:
-            f = f[spec.fapar_index]
-        w = _group_weather(spec, g, weather, sel, cy, cx, nx)
+        arrays = [_missing_to_nan(n, a) for n, a in zip(WEATHER_VARS, arrays, strict=True)]
+    return np.stack(arrays)
+
+
+def _run_block(spec: _RunSpec, g: _BlockGeom, lat: np.ndarray, lon: np.ndarray, fapar: np.ndarray,
+               weather: Sequence[np.ndarray], types: np.ndarray | None, pmaps: Sequence[np.ndarray],
+               states: Sequence[np.ndarray] | None) -> np.ndarray:  # fmt: skip
+    """One task: PRELES over one spatial chunk; returns the (n_layers, n_lat, n_lon) result stack."""
+    b = _block_inputs(spec, lat, lon, fapar, types, pmaps, states)
+    wstack = _weather_stack(spec, weather)
+    n_p, n_days = spec.n_periods, spec.doy.size
+    out = np.full((spec.n_layers, b.valid.size), np.nan)
+    daily = (len(WEATHER_VARS) if spec.interp == "bilinear" else 0) + (spec.fapar_index is not None)
+    bufs = _Buffers(daily, n_days, _band_pixels(n_days) if daily else 0)
+    for sel, cy, cx in _groups(spec, g, b.valid, lon.size):
+        p = _params_for(spec, sel, b.rows, b.maps, b.where)
+        st = initial_states(p, sel.size) if b.states is None else b.states[:, sel]
+        f = _group_fapar(spec, b.fap, sel, bufs)
+        w = _group_weather(g, wstack, sel, cy, cx, lon.size, bufs)
         res = run_preles(*w, f, p, etmodel=spec.etmodel, doy=spec.doy, states=st, period=spec.period,
                          n_periods=n_p, sums=spec.outputs)  # fmt: skip
         assert res.sums is not None
         for k, name in enumerate(spec.outputs):
             out[k * n_p : (k + 1) * n_p, sel] = res.sums[name]
         out[len(spec.outputs) * n_p :, sel] = res.states
-    return out.reshape(spec.n_layers, ny, nx)
+    return out.reshape(spec.n_layers, lat.size, lon.size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -851,6 +906,40 @@ def _check_states(states: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> list[
     return out
 
 
+@dataclass(frozen=True)
+class _ParamInputs:
+    """Parameters of a map run: a base vector, a per-type table or per-pixel maps."""
+
+    base: np.ndarray
+    table_keys: np.ndarray | None
+    table: np.ndarray | None
+    types: xr.DataArray | None
+    map_params: tuple[int, ...]
+    maps: list[xr.DataArray]
+    doc: dict[str, Any]
+
+
+def _param_inputs(params: Mapping[str | int, Any] | xr.DataArray | None,
+                  param_table: Mapping[Any, Mapping[str | int, float]] | pd.DataFrame | None, etmodel: int,
+                  lat: np.ndarray, lon: np.ndarray) -> _ParamInputs:  # fmt: skip
+    """Check and resolve ``params``/``param_table`` of :func:`run_preles_map`."""
+    if isinstance(params, xr.DataArray):
+        if param_table is None:
+            raise PrelesInputError("params is a forest-type map: also give param_table={type: {name: value}}")
+        if params.dtype.kind not in "iuf":
+            raise PrelesInputError(f"forest-type map must be numeric, got dtype {params.dtype}")
+        types = _same_grid(params, lat, lon, "forest-type map")
+        keys, table, doc = _table_params(param_table, etmodel)
+        return _ParamInputs(table[0], keys, table, types, (), [], doc)
+    if param_table is not None:
+        raise PrelesInputError("param_table needs params to be the forest-type map (a DataArray)")
+    if params is not None and not isinstance(params, Mapping):
+        raise PrelesInputError(f"params must be None, a mapping or a forest-type DataArray, got {type(params)}")
+    base, map_idx, maps, doc = _split_params(params, etmodel)
+    maps = [_same_grid(m, lat, lon, f"parameter map {PARAM_NAMES[k]!r}") for k, m in zip(map_idx, maps, strict=True)]
+    return _ParamInputs(base, None, None, None, map_idx, maps, doc)
+
+
 def run_preles_map(
     weather: xr.Dataset,
     fapar: xr.DataArray,
@@ -950,37 +1039,20 @@ def run_preles_map(
     if fidx is None and "time" in fap.dims:
         fap = fap.isel(time=0, drop=True)
 
-    types = None
-    if isinstance(params, xr.DataArray):
-        if param_table is None:
-            raise PrelesInputError("params is a forest-type map: also give param_table={type: {name: value}}")
-        if params.dtype.kind not in "iuf":
-            raise PrelesInputError(f"forest-type map must be numeric, got dtype {params.dtype}")
-        types = _same_grid(params, lat, lon, "forest-type map")
-        keys, table, params_doc = _table_params(param_table, etmodel)
-        base, map_idx, pmaps = table[0], (), []
-    else:
-        if param_table is not None:
-            raise PrelesInputError("param_table needs params to be the forest-type map (a DataArray)")
-        if params is not None and not isinstance(params, Mapping):
-            raise PrelesInputError(f"params must be None, a mapping or a forest-type DataArray, got {type(params)}")
-        base, map_idx, pmaps, params_doc = _split_params(params, etmodel)
-        pmaps = [_same_grid(m, lat, lon, f"parameter map {PARAM_NAMES[k]!r}") for k, m in zip(map_idx, pmaps,
-                                                                                                strict=True)]
-        keys, table = None, None
+    pin = _param_inputs(params, param_table, etmodel, lat, lon)
     st = None if states is None else _check_states(states, lat, lon)
 
     codes, starts, n_days = _periods(days, period)
     spec = _RunSpec(etmodel=int(etmodel), interp=interp, doy=days.day_of_year.to_numpy().astype(np.int64),
-                    period=codes, n_periods=len(starts), fapar_index=fidx, outputs=outs, base=base,
-                    table_keys=keys, table=table, map_params=map_idx)  # fmt: skip
+                    period=codes, n_periods=len(starts), fapar_index=fidx, outputs=outs, base=pin.base,
+                    table_keys=pin.table_keys, table=pin.table, map_params=pin.map_params)  # fmt: skip
     n_ft = fap.sizes.get("time", 1)
     if not isinstance(fap.data, da.Array):
         fap = fap.chunk({"lat": _DEFAULT_CHUNK, "lon": _DEFAULT_CHUNK})
     chunks = (fap.chunks[fap.dims.index("lat")], fap.chunks[fap.dims.index("lon")])
-    chunks = _bounded_chunks(chunks, _task_pixels(spec, n_ft, len(pmaps), fap.dtype.itemsize))
-    stack = _build_stack(spec, arrays, fap, chunks, my, mx, lat, lon, types, pmaps, st)
-    return _assemble(stack, spec, starts, n_days, lat, lon, days, interp, period, params_doc)
+    chunks = _bounded_chunks(chunks, _task_pixels(spec, n_ft, len(pin.maps), fap.dtype.itemsize))
+    stack = _build_stack(spec, arrays, fap, chunks, my, mx, lat, lon, pin.types, pin.maps, st)
+    return _assemble(stack, spec, starts, n_days, lat, lon, days, interp, period, pin.doc)
 
 
 def _build_stack(spec: _RunSpec, arrays: Mapping[str, xr.DataArray], fap: xr.DataArray,
@@ -1125,20 +1197,21 @@ def write_preles_map(
         dtype of the period sums (default float32: ~7 significant digits, half the storage).
         End states are always float64, so a run continued from the store is exact.
     cog_dir : str or Path, optional
-        Also write deflate COGs with overviews of ``cog_vars`` per period and 10° tile:
+        Also write deflate COGs with overviews of ``cog_vars`` per period and 10° tile, read back
+        from the finished store (so the map is computed once):
         ``{cog_dir}/{var}/{period label}/{tile}.tif`` (e.g. ``GPP/2020/60N_020E.tif``). If the
         map is not on the 0.00025° grid, one ``region.tif`` per variable and period.
     cog_vars : sequence of str
         Variables written as COGs.
     compute : bool
-        Write now (default) or return the delayed writes.
+        Write now (default) or return the delayed Zarr write (not with ``cog_dir``).
     storage_options : mapping, optional
         fsspec options for ``s3://`` stores.
 
     Returns
     -------
     list of dask Delayed or None
-        The delayed writes when ``compute=False``.
+        The delayed Zarr write when ``compute=False``.
     """
     cy, cx = _regular_chunks(ds, chunks)
     ds = ds.chunk({"lat": cy, "lon": cx})
@@ -1151,12 +1224,14 @@ def write_preles_map(
             encoding[name] = {"chunks": (min(step, v.sizes["period"]), cy, cx)}
         else:
             encoding[name] = {"chunks": (cy, cx)}
-    writes = [out_ds.to_zarr(str(out), mode="w", compute=False, zarr_format=3, consolidated=False,
-                             encoding=encoding,
-                             storage_options=dict(storage_options) if storage_options else None)]  # fmt: skip
-    if cog_dir is not None:
-        writes += _cog_writes(ds, Path(cog_dir), cog_vars, flux_dtype)
+    if cog_dir is not None and not compute:
+        raise PrelesInputError("cog_dir needs compute=True: the COGs are written from the finished Zarr store")
+    write = out_ds.to_zarr(str(out), mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding,
+                           storage_options=dict(storage_options) if storage_options else None)
     if not compute:
-        return writes
-    dask.compute(*writes)
+        return [write]
+    dask.compute(write)
+    if cog_dir is not None:  # from the store: computing the map again for every COG would be wasteful
+        stored = xr.open_zarr(str(out), consolidated=False, storage_options=storage_options)
+        dask.compute(*_cog_writes(stored, Path(cog_dir), cog_vars, flux_dtype))
     return None

@@ -245,7 +245,7 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
         for name, arr in arrays.items():
             if run_cfg["write_cog"]:
                 path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
-                tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"]))
+                tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs))
                 cogs.append(path)
             stats.setdefault(name, []).append(_summary_stats(arr, part.window))
 
@@ -292,13 +292,14 @@ def _write_tables(out: Path, results: list[tuple[Part, Summary, Any]], config: R
 def _compute(obj: Any, *, client: Any, progress: bool) -> Any:
     """Compute a collection on the distributed client (with its progress bar) or locally."""
     if client is not None:
-        futures = client.compute(obj)
+        # one future for the whole nested structure: progress tracks it and all its dependencies
+        future = client.compute(dask.delayed(obj, traverse=True))
         if progress:
             from distributed import progress as dprogress
 
-            dprogress(futures)
+            dprogress(future)
             print()
-        return futures.result()
+        return future.result()
     if progress:
         from dask.diagnostics import ProgressBar
 

@@ -113,19 +113,53 @@ def cog_path(root: str | Path, name: str, tile: TileId, *, naming: Naming, names
     raise ConfigError(f"naming must be 'fluxgraph' or 'gfw', not {naming!r}")
 
 
-def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: bool = True) -> Delayed:
+SINGLE_TASK_COG_MAX_PX = 64_000_000
+"""Parts up to this many pixels are written by one task with GDAL's COG driver; larger ones stream."""
+
+
+def _write_cog_file(block: np.ndarray, path: str, transform: tuple, nodata: float, overviews: bool,
+                    tags: Mapping[str, str]) -> str:
+    """Write one array as a COG with GDAL's COG driver (deflate, 512-px tiles, nearest overviews)."""
+    import rasterio
+
+    profile = {
+        "driver": "COG", "width": block.shape[1], "height": block.shape[0], "count": 1, "dtype": block.dtype,
+        "crs": "EPSG:4326", "transform": Affine(*transform), "nodata": nodata, "compress": "deflate",
+        "blocksize": 512, "overview_resampling": "nearest", "overviews": "AUTO" if overviews else "NONE",
+        "bigtiff": "IF_SAFER",
+    }
+    with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(path, "w", **profile) as dst:
+        dst.write(block, 1)
+        if tags:
+            dst.update_tags(**tags)
+    return path
+
+
+def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: bool = True,
+              tags: Mapping[str, str] | None = None) -> Delayed:
     """A delayed write of ``arr`` (covering ``part``) as a deflate COG with internal overviews.
 
     The transform is set exactly from the pixel window (not re-derived from float
-    coordinates) and nodata from the catalog.
+    coordinates) and nodata from the catalog. Parts of up to
+    :data:`SINGLE_TASK_COG_MAX_PX` pixels are written in one task by GDAL's COG driver
+    (with ``tags`` in the header); larger parts are streamed tile by tile with odc-geo.
     """
-    from odc.geo.cog import save_cog_with_dask
+    import dask
 
     if path.startswith(("/", ".")) or "://" not in path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     layer = get_layer(str(arr.name))
+    if part.size <= SINGLE_TASK_COG_MAX_PX:
+        block = arr.data.rechunk(-1).to_delayed().ravel()[0]
+        return dask.delayed(_write_cog_file, pure=True)(block, path, part.transform, layer.nodata, overviews,
+                                                         dict(tags or {}))
+    from odc.geo.cog import save_cog_with_dask
+
     a = with_crs(arr.drop_vars("spatial_ref", errors="ignore"))
     a = a.rio.write_transform(Affine(*part.transform))
     a.attrs = {"nodata": layer.nodata}
-    block = [512, 256] if overviews else [512]
-    return save_cog_with_dask(a, path, compression="deflate", blocksize=block, overview_resampling="nearest")
+    block_sizes = [512, 256] if overviews else [512]
+    # stats=False: odc-geo's masked-array statistics fail to move between worker processes and stall
+    # the run (seen with distributed 2026.8); GDAL statistics are not needed in the COGs
+    return save_cog_with_dask(a, path, compression="deflate", blocksize=block_sizes, overview_resampling="nearest",
+                              stats=False)

@@ -20,14 +20,17 @@ def _arr(name, window, values, chunks=(400, 400)):
     return xr.DataArray(data, dims=("lat", "lon"), coords={"lat": window.lat(), "lon": window.lon()}, name=name)
 
 
-def test_cog_is_valid_with_exact_transform(tmp_path):
+@pytest.mark.parametrize("single_task", [True, False], ids=["gdal-cog-driver", "odc-streaming"])
+def test_cog_is_valid_with_exact_transform(tmp_path, monkeypatch, single_task):
+    if not single_task:
+        monkeypatch.setattr("fluxgraph.writers.SINGLE_TASK_COG_MAX_PX", 0)
     tw = TileId.parse("10S_040E").window
     win = PixelWindow(tw.row0, tw.row0 + 1000, tw.col0, tw.col0 + 1200)
     values = np.random.default_rng(0).random(win.shape).astype("float32")
     values[:100] = 0
     path = cog_path(tmp_path, "net_flux", TileId.parse("10S_040E"), naming="gfw", names=load_config().naming)
     assert path.endswith("10S_040E_net_flux_Mg_CO2e_ha_biomass_soil_2001_25.tif")
-    dask.compute(write_cog(_arr("net_flux", win, values), win, path))
+    dask.compute(write_cog(_arr("net_flux", win, values), win, path, tags={"model_version": "1.4.3"}))
     valid, errors, _warnings = cog_validate(path)
     assert valid, errors
     with rasterio.open(path) as src:
@@ -36,6 +39,8 @@ def test_cog_is_valid_with_exact_transform(tmp_path):
         assert src.nodata == 0 and src.dtypes[0] == "float32"
         assert src.compression.name == "deflate" and src.overviews(1)
         np.testing.assert_array_equal(src.read(1), values)
+        if single_task:
+            assert src.tags()["model_version"] == "1.4.3"
 
 
 def test_zarr_round_trip_with_attributes_and_empty_chunks(tmp_path):
