@@ -70,6 +70,18 @@ def _print_summary(result: Any) -> None:
                    f"{st.get('min', 0):10.4g} {st.get('max', 0):10.4g} {tot}")
 
 
+def _print_dry_run(report: Any) -> None:
+    typer.echo(f"dry run: {report.parts} tile part(s), {report.pixels / 1e9:.2f} Gpixel, "
+               f"{report.layers_written} layer(s) to write")
+    typer.echo(f"  chunks written: {report.chunks}, tasks after optimisation: {report.tasks}")
+    typer.echo(f"  input bytes read: {report.bytes_read / 1e9:.1f} GB, "
+               f"bytes written (uncompressed): {sum(report.bytes_written.values()) / 1e9:.1f} GB")
+    for name, nbytes in report.bytes_written.items():
+        typer.echo(f"    {name:44s} {nbytes / 1e9:10.2f} GB")
+    typer.echo(f"  client: {report.client_seconds:.1f} s to plan and build, "
+               f"peak RSS {report.client_peak_rss_mb:.0f} MB")
+
+
 @app.command()
 def run(
     inputs: Annotated[
@@ -87,6 +99,9 @@ def run(
     cluster: Annotated[str | None, typer.Option(help="local, tcp://host:port, ec2, fargate, k8s, none")] = None,
     skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Skip tiles lacking a required layer")] = False,
     chunks: Annotated[int | None, typer.Option(help="Chunk side in pixels (divides 40000, multiple of 400)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build the graph and report its size; compute nothing")
+    ] = False,
 ) -> None:
     """Run model stages over tiles or a bounding box; write Zarr and COG outputs."""
     from fluxgraph.runner import run as run_api
@@ -99,6 +114,11 @@ def run(
             "run": {"missing_required": "skip"} if skip_missing else {},
             "grid": {"chunks": [chunks, chunks]} if chunks else {},
         })
+        if dry_run:
+            report = run_api(inputs, out=out, tiles=tiles, bbox=bbox, stages=stages, config=cfg,
+                             save_intermediates=save_intermediates, dry_run=True)
+            _print_dry_run(report)
+            return
         client = _client(cluster, cfg)
         result = run_api(inputs, out=out, tiles=tiles, bbox=bbox, stages=stages, config=cfg,
                          naming=naming, save_intermediates=save_intermediates, client=client)  # type: ignore[arg-type]

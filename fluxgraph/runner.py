@@ -31,7 +31,7 @@ from fluxgraph.mosaic import Mosaic, Part, Region
 from fluxgraph.sources import Source
 from fluxgraph.writers import cog_path, create_zarr_store, write_cog, write_zarr_region
 
-__all__ = ["RunResult", "run", "stage_targets"]
+__all__ = ["DryRunReport", "RunResult", "run", "stage_targets"]
 
 log = logging.getLogger("fluxgraph")
 
@@ -144,7 +144,8 @@ def run(
     client: Any = None,
     progress: bool = True,
     storage_options: Mapping[str, Any] | None = None,
-) -> RunResult:
+    dry_run: bool = False,
+) -> RunResult | DryRunReport:
     """Run stages over a region and write Zarr + COG outputs.
 
     Parameters
@@ -167,10 +168,13 @@ def run(
         Where to compute; the local threaded scheduler if omitted.
     progress : bool
         Show a progress bar.
+    dry_run : bool
+        Plan and build the whole graph but compute and write nothing; return a
+        :class:`DryRunReport` (chunks, tasks, bytes, client time and memory).
 
     Returns
     -------
-    RunResult
+    RunResult or DryRunReport
     """
     t0 = time.perf_counter()
     config = config or load_config()
@@ -178,16 +182,18 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     handler = _setup_logging(out)
     try:
-        return _run(inputs, out, Region.parse(tiles=tiles, bbox=bbox), stages, config, naming,
+        region = Region.parse(tiles=tiles, bbox=bbox)
+        if dry_run:
+            return _dry_run(inputs, out, region, stages, config, save_intermediates, storage_options, t0)
+        return _run(inputs, out, region, stages, config, naming,
                     save_intermediates, client, progress, storage_options, t0)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def _run(inputs, out, region, stages, config, naming, save_intermediates, client, progress,
-         storage_options, t0) -> RunResult:
-    (out / "config.toml").write_text(config.to_toml())
+def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_options):
+    """Discover inputs, plan each tile part and build its lazy arrays (no computation)."""
     targets = stage_targets(stages, config)
     log.info("fluxgraph %s, model v%s: targets %s", fluxgraph.__version__, config.model_version, targets)
     mosaic = Mosaic(list(inputs), region, config=config, storage_options=storage_options)
@@ -229,6 +235,14 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
         names = [n for n in names if n in arrays]
         written_names += [n for n in names if n not in written_names]
         built.append((part, {n: arrays[n] for n in names}))
+    return mosaic, plans, skipped, written_names, built, summaries
+
+
+def _run(inputs, out, region, stages, config, naming, save_intermediates, client, progress,
+         storage_options, t0) -> RunResult:
+    (out / "config.toml").write_text(config.to_toml())
+    mosaic, _plans, skipped, written_names, built, summaries = _plan_and_build(
+        inputs, region, stages, config, save_intermediates, storage_options)
 
     run_cfg = config.data["run"]
     attrs = _provenance(config, mosaic)
@@ -261,6 +275,64 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
     (out / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
     log.info("done in %.1f s", result.seconds)
     return result
+
+
+@dataclass
+class DryRunReport:
+    """What a run would do, measured on the client without computing anything."""
+
+    parts: int
+    pixels: int
+    layers_written: int
+    chunks: int
+    tasks: int
+    bytes_read: int
+    bytes_written: dict[str, int]
+    client_seconds: float
+    client_peak_rss_mb: float
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__ | {"total_bytes_written": sum(self.bytes_written.values())}
+
+
+def _optimised_task_count(collections: list[Any]) -> int:
+    """Tasks of the merged array graph after dask's array optimisation (fusion, culling), materialised once."""
+    from dask.array.optimization import optimize
+    from dask.highlevelgraph import HighLevelGraph
+
+    hlg = HighLevelGraph.merge(*[c.__dask_graph__() for c in collections])
+    keys = [k for c in collections for k in dask.core.flatten(c.__dask_keys__())]
+    return len(optimize(hlg, keys))
+
+
+def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_options, t0) -> DryRunReport:
+    """Plan and build the graph of every part; count chunks, tasks and bytes; compute nothing."""
+    import resource
+
+    mosaic, plans, _skipped, written_names, built, summaries = _plan_and_build(
+        inputs, region, stages, config, save_intermediates, storage_options)
+    collections = [a.data for _, arrays in built for a in arrays.values()] + [lazy for *_, lazy in summaries]
+    tasks = _optimised_task_count(collections)
+    chunks = sum(arr.data.npartitions for _, arrays in built for arr in arrays.values())
+    bytes_read = 0
+    for part, p in plans:
+        for name in p.read:
+            f = mosaic.files[name].get(part.tile)
+            inter = f.window.intersection(part.window) if f else None
+            bytes_read += inter.size * np.dtype(f.dtype).itemsize if inter else 0
+    written: dict[str, int] = {}
+    for part, arrays in built:
+        for name, arr in arrays.items():
+            written[name] = written.get(name, 0) + part.window.size * arr.dtype.itemsize
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    report = DryRunReport(
+        parts=len(built), pixels=sum(p.window.size for p, _ in built), layers_written=len(written_names),
+        chunks=chunks, tasks=tasks, bytes_read=bytes_read, bytes_written=written,
+        client_seconds=time.perf_counter() - t0, client_peak_rss_mb=peak_mb,
+    )
+    (out / "dry_run.json").write_text(json.dumps(report.to_json(), indent=2))
+    log.info("dry run: %s", report.to_json())
+    return report
 
 
 def _write_tables(out: Path, results: list[tuple[Part, Summary, Any]], config: RunConfig) -> list[Path]:

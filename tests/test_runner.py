@@ -1,0 +1,105 @@
+"""Runs end to end: demo source, supplied intermediates, GFW names, dry run, a real multi-process cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+from fluxgraph.kernels.removals import gain_year_count
+
+from fluxgraph.config import load_config
+from fluxgraph.demodata import write_demo_tiles
+from fluxgraph.grid import TileId
+from fluxgraph.mosaic import open_mosaic
+from fluxgraph.runner import run
+
+TILE = "00N_110E"
+
+
+@pytest.mark.parametrize("layer", ["loss_year", "agb_2000", "continent_ecozone", "rf_agc_young"])
+def test_demo_source_is_independent_of_chunking(layer):
+    small = load_config(overrides={"grid": {"chunks": [400, 400]}})
+    big = load_config(overrides={"grid": {"chunks": [4000, 4000]}})
+    a = open_mosaic("demo://?size=800&seed=3", tiles=TILE, layers=[layer], config=small)[layer]
+    b = open_mosaic("demo://?size=800&seed=3", tiles=TILE, layers=[layer], config=big)[layer]
+    assert a.data.numblocks == (2, 2) and b.data.numblocks == (1, 1)
+    assert a.values.tobytes() == b.values.tobytes()
+    other = open_mosaic("demo://?size=800&seed=4", tiles=TILE, layers=[layer], config=big)[layer]
+    assert other.values.tobytes() != b.values.tobytes()
+
+
+@pytest.fixture(scope="module")
+def demo_tiles(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo_tiles")
+    write_demo_tiles(folder, [TileId.parse(TILE)], size=400, seed=1)
+    return folder
+
+
+def test_supplied_intermediate_short_circuits_its_stage(tmp_path, demo_tiles, write_tile):
+    # supply a model extent of all ones: gain_year_count must use it instead of computing one
+    import shutil
+
+    inputs = tmp_path / "in"
+    shutil.copytree(demo_tiles, inputs)
+    write_tile(inputs, "model_extent", TILE, np.ones((400, 400), "uint8"))
+    res = run([inputs], out=tmp_path / "out", tiles=TILE, stages="gain_year_count", progress=False)
+    log = next((tmp_path / "out").glob("fluxgraph_log_*.txt")).read_text()
+    assert "stages ['gain_year_count']" in log and "'model_extent'" in log.split("read")[1]
+    ds = xr.open_zarr(tmp_path / "out" / "fluxgraph.zarr", consolidated=False)
+    src = open_mosaic(inputs, tiles=TILE, layers=["loss_year", "gain"])
+    ones = np.ones((400, 400), np.uint8)
+    expected = gain_year_count(src.loss_year.values, src.gain.values, ones, ones, ones)[4]
+    got = ds.gain_year_count.sel(lat=slice(0, -0.1), lon=slice(110, 110.1)).values
+    assert got.tobytes() == expected.tobytes()
+    assert res.summary["gain_year_count"]["nonzero"] == int((expected > 0).sum())
+
+
+def test_gfw_names_for_every_intermediate(tmp_path, demo_tiles):
+    run([demo_tiles], out=tmp_path / "out", tiles=TILE, stages="carbon_pools,gross_removals_all_forest_types",
+        save_intermediates=True, naming="gfw", progress=False)
+    names = {p.name for p in (tmp_path / "out" / "cog").iterdir()}
+    for expected in (
+        "00N_110E_model_extent.tif",
+        "00N_110E_forest_age_category_IPCC__1_young_2_mid_3_old.tif",
+        "00N_110E_annual_removal_factor_AGB_Mg_ha_IPCC_defaults_all_ages.tif",
+        "00N_110E_removal_forest_type.tif",
+        "00N_110E_gain_year_count_all_forest_types.tif",
+        "00N_110E_gross_removals_AGCO2_BGCO2_Mg_ha_all_forest_types_2001_25.tif",
+        "00N_110E_Mg_AGC_ha_emis_year.tif",
+        "00N_110E_Mg_soil_C_ha_emis_year_2000.tif",
+    ):
+        assert expected in names
+    with rasterio.open(tmp_path / "out" / "cog" / "00N_110E_Mg_soil_C_ha_emis_year_2000.tif") as src:
+        assert src.dtypes[0] == "uint16" and src.nodata == 0 and src.tags()["model_version"] == "1.4.3"
+
+
+def test_dry_run_counts_without_computing(tmp_path):
+    rep = run(["demo://?size=800"], out=tmp_path, tiles="00N_110E,30N_090W", stages="net_flux", dry_run=True)
+    assert rep.parts == 2 and rep.pixels == 2 * 800 * 800
+    assert rep.layers_written == 1 and rep.chunks == 2  # one 800 x 800 chunk per tile
+    assert rep.bytes_written == {"net_flux": 2 * 800 * 800 * 4}
+    assert rep.tasks > rep.chunks and rep.bytes_read > 0
+    assert not (tmp_path / "fluxgraph.zarr").exists()
+
+
+@pytest.mark.cluster
+def test_chain_on_a_multiprocess_cluster_equals_in_process(tmp_path):
+    from distributed import Client, LocalCluster
+
+    kw = {"tiles": "00N_110E,70N_000E", "stages": "net_flux,gross_emissions_biomass_soil", "progress": False}
+    local = run(["demo://?size=400"], out=tmp_path / "sync", **kw)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        dist = run(["demo://?size=400"], out=tmp_path / "dist", client=client, **kw)
+    assert dist.summary == local.summary
+    a = xr.open_zarr(tmp_path / "sync" / "fluxgraph.zarr", consolidated=False)
+    b = xr.open_zarr(tmp_path / "dist" / "fluxgraph.zarr", consolidated=False)
+    for part in local.parts:  # the store spans the bounding box of both tiles: compare each tile's window
+        w, s, e, n = part.window.bounds
+        for name in ("net_flux", "gross_emis_all_gases_biomass_soil", "gross_emis_nodes_biomass_soil"):
+            va = a[name].sel(lat=slice(n, s), lon=slice(w, e)).values
+            assert va.shape == (400, 400) and va.any()
+            assert va.tobytes() == b[name].sel(lat=slice(n, s), lon=slice(w, e)).values.tobytes()
+    assert (tmp_path / "dist" / "tables" / "emissions_by_year_driver_biomass_soil.csv").read_text() == (
+        tmp_path / "sync" / "tables" / "emissions_by_year_driver_biomass_soil.csv").read_text()
