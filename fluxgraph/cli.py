@@ -82,6 +82,19 @@ def _print_dry_run(report: Any) -> None:
                f"peak RSS {report.client_peak_rss_mb:.0f} MB")
 
 
+def _print_by_year(table: Path) -> None:
+    """Gross emissions (all gases, biomass_soil) of the whole region by loss year, Mt CO2e."""
+    import pandas as pd
+
+    if not table.exists():
+        return
+    df = pd.read_csv(table)
+    region = df[(df.tile == "region") & (df.gas == "all_gases")]
+    by_year = region.groupby("loss_year")["emissions_Mt_CO2e"].sum()
+    typer.echo("\nGross emissions by loss year (all gases, biomass_soil, Mt CO2e over the model period):")
+    typer.echo("  " + "  ".join(f"{year}: {value:.4f}" for year, value in by_year.items()))
+
+
 @app.command()
 def run(
     inputs: Annotated[
@@ -102,6 +115,12 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build the graph and report its size; compute nothing")
     ] = False,
+    removal_table: Annotated[
+        Path | None, typer.Option(help="Removal-factor table: the original's .xlsx workbook or a CSV folder")
+    ] = None,
+    carbon_pool_extent: Annotated[
+        str | None, typer.Option(help="Carbon pools in the loss year, 2000 or both: loss | 2000 | loss,2000")
+    ] = None,
 ) -> None:
     """Run model stages over tiles or a bounding box; write Zarr and COG outputs."""
     from fluxgraph.runner import run as run_api
@@ -110,9 +129,17 @@ def run(
         _fail(FluxgraphError("give a region: --tiles 00N_110E,... or --bbox W,S,E,N"))
     client = None
     try:
+        stage_overrides: dict[str, Any] = {}
+        if removal_table:
+            if not removal_table.exists():
+                raise FluxgraphError(f"removal table {removal_table} does not exist")
+            stage_overrides["removals"] = {"removal_table": str(removal_table)}
+        if carbon_pool_extent:
+            stage_overrides["carbon_pools"] = {"extent": carbon_pool_extent}
         cfg = _config(config, {
             "run": {"missing_required": "skip"} if skip_missing else {},
             "grid": {"chunks": [chunks, chunks]} if chunks else {},
+            "stages": stage_overrides,
         })
         if dry_run:
             report = run_api(inputs, out=out, tiles=tiles, bbox=bbox, stages=stages, config=cfg,
@@ -148,6 +175,7 @@ def demo(
         result = run_api([f"demo://?size={size}&seed={seed}"], out=out, tiles=",".join(DEMO_REGION_TILES),
                          stages="all", config=cfg, client=client)
         _print_summary(result)
+        _print_by_year(result.out / "tables" / "emissions_by_year_driver_biomass_soil.csv")
         typer.echo(f"Demo finished in {time.perf_counter() - t0:.1f} s. Open {result.zarr} with "
                    "xarray.open_zarr(..., consolidated=False).")
     except FluxgraphError as exc:

@@ -103,3 +103,75 @@ def test_chain_on_a_multiprocess_cluster_equals_in_process(tmp_path):
             assert va.tobytes() == b[name].sel(lat=slice(n, s), lon=slice(w, e)).values.tobytes()
     assert (tmp_path / "dist" / "tables" / "emissions_by_year_driver_biomass_soil.csv").read_text() == (
         tmp_path / "sync" / "tables" / "emissions_by_year_driver_biomass_soil.csv").read_text()
+
+
+def _workbook(path, factor):
+    """The shipped default tables as the original's workbook, natural-forest growth rates times ``factor``."""
+    import pandas as pd
+
+    from fluxgraph.tables import CSV_FILES, DEFAULT_TABLE_DIR, SHEET_COLUMNS, SHEET_NATURAL_GAIN
+
+    with pd.ExcelWriter(path) as xl:
+        for sheet, fname in CSV_FILES.items():
+            if not (DEFAULT_TABLE_DIR / fname).exists():
+                continue
+            df = pd.read_csv(DEFAULT_TABLE_DIR / fname)[list(SHEET_COLUMNS[sheet])]
+            if sheet == SHEET_NATURAL_GAIN:
+                for col in df.columns[1:]:
+                    df[col] = df[col] * factor
+            df.to_excel(xl, sheet_name=sheet, index=False)
+
+
+def test_cli_runs_with_the_originals_workbook_and_then_net_flux(tmp_path, demo_tiles):
+    from typer.testing import CliRunner
+
+    from fluxgraph.cli import app
+
+    _workbook(tmp_path / "T.xlsx", 2.0)
+    args = ["run", "--inputs", str(demo_tiles), "--tiles", TILE, "--stages",
+            "carbon_pools,gross_removals_all_forest_types", "--save-intermediates", "--naming", "gfw",
+            "--removal-table", str(tmp_path / "T.xlsx"), "--cluster", "none"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x2")])
+    assert res.exit_code == 0, res.output
+    assert "gross_removals" in res.output
+    _workbook(tmp_path / "T1.xlsx", 1.0)
+    args[args.index(str(tmp_path / "T.xlsx"))] = str(tmp_path / "T1.xlsx")
+    assert CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x1")]).exit_code == 0
+    def read(run_dir, name):
+        with rasterio.open(tmp_path / run_dir / "cog" / f"00N_110E_{name}.tif") as src:
+            return src.read(1)
+
+    rate = "annual_removal_factor_AGB_Mg_ha_IPCC_defaults_all_ages"
+    doubled, single = read("x2", rate), read("x1", rate)
+    # doubled young rates also move some pixels between age classes (AGB <= 20 x young rate): compare the rest
+    same_age = read("x2", "forest_age_category_IPCC__1_young_2_mid_3_old") == read(
+        "x1", "forest_age_category_IPCC__1_young_2_mid_3_old")
+    assert single.any() and same_age.mean() > 0.5
+    assert np.array_equal(doubled[same_age], single[same_age] * np.float32(2))  # the workbook's rates were used
+    # then net flux from the same inputs
+    res = CliRunner().invoke(app, ["run", "--inputs", str(demo_tiles), "--tiles", TILE, "--stages", "net_flux",
+                                   "--naming", "gfw", "--cluster", "none", "--out", str(tmp_path / "nf")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "nf" / "cog" / "00N_110E_net_flux_Mg_CO2e_ha_biomass_soil_2001_25.tif").exists()
+
+
+def test_chain_is_independent_of_chunking_and_of_supplying_an_intermediate(tmp_path, demo_tiles):
+    small = load_config(overrides={"grid": {"chunks": [400, 400]}})
+    kw = {"tiles": TILE, "stages": "net_flux", "progress": False, "naming": "gfw"}
+    run([demo_tiles], out=tmp_path / "a", config=small, save_intermediates=True, **kw)
+    # the same chain, reading the computed removal_forest_type and gain years instead of computing them
+    import shutil
+
+    inputs = tmp_path / "in"
+    shutil.copytree(demo_tiles, inputs)
+    for name in ("00N_110E_removal_forest_type.tif", "00N_110E_gain_year_count_all_forest_types.tif",
+                 "00N_110E_annual_removal_factor_AGC_Mg_ha_all_forest_types.tif",
+                 "00N_110E_annual_removal_factor_BGC_Mg_ha_all_forest_types.tif"):
+        shutil.copy(tmp_path / "a" / "cog" / name, inputs / name)
+    run([inputs], out=tmp_path / "b", **kw)
+    log = next((tmp_path / "b").glob("fluxgraph_log_*.txt")).read_text()
+    assert "'gain_year_count'" not in log.split("stages")[1].split("read")[0]
+    with rasterio.open(tmp_path / "a" / "cog" / "00N_110E_net_flux_Mg_CO2e_ha_biomass_soil_2001_25.tif") as a, \
+            rasterio.open(tmp_path / "b" / "cog" / "00N_110E_net_flux_Mg_CO2e_ha_biomass_soil_2001_25.tif") as b:
+        va, vb = a.read(1), b.read(1)
+    assert va.any() and va.tobytes() == vb.tobytes()
