@@ -121,6 +121,9 @@ def run(
     carbon_pool_extent: Annotated[
         str | None, typer.Option(help="Carbon pools in the loss year, 2000 or both: loss | 2000 | loss,2000")
     ] = None,
+    annual_layers: Annotated[
+        bool, typer.Option("--annual-layers", help="Also write gross emissions per loss year, one COG per year")
+    ] = False,
 ) -> None:
     """Run model stages over tiles or a bounding box; write Zarr and COG outputs."""
     from fluxgraph.runner import run as run_api
@@ -148,7 +151,8 @@ def run(
             return
         client = _client(cluster, cfg)
         result = run_api(inputs, out=out, tiles=tiles, bbox=bbox, stages=stages, config=cfg,
-                         naming=naming, save_intermediates=save_intermediates, client=client)  # type: ignore[arg-type]
+                         naming=naming, save_intermediates=save_intermediates, client=client,  # type: ignore[arg-type]
+                         annual_layers=annual_layers)
         _print_summary(result)
     except FluxgraphError as exc:
         _fail(exc)

@@ -145,6 +145,7 @@ def run(
     progress: bool = True,
     storage_options: Mapping[str, Any] | None = None,
     dry_run: bool = False,
+    annual_layers: bool = False,
 ) -> RunResult | DryRunReport:
     """Run stages over a region and write Zarr + COG outputs.
 
@@ -168,6 +169,9 @@ def run(
         Where to compute; the local threaded scheduler if omitted.
     progress : bool
         Show a progress bar.
+    annual_layers : bool
+        Also write, for each gross-emissions (all gases) layer, one COG per loss year that
+        keeps only that year's pixels: ``cog/annual/{layer}/{year}/{tile}.tif``.
     dry_run : bool
         Plan and build the whole graph but compute and write nothing; return a
         :class:`DryRunReport` (chunks, tasks, bytes, client time and memory).
@@ -186,7 +190,7 @@ def run(
         if dry_run:
             return _dry_run(inputs, out, region, stages, config, save_intermediates, storage_options, t0)
         return _run(inputs, out, region, stages, config, naming,
-                    save_intermediates, client, progress, storage_options, t0)
+                    save_intermediates, client, progress, storage_options, t0, annual_layers)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -225,6 +229,7 @@ def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_
     written_names: list[str] = []
     built: list[tuple[Part, dict[str, xr.DataArray]]] = []
     summaries: list[tuple[Part, Summary, Any]] = []
+    everything: dict[Part, dict[str, xr.DataArray]] = {}
     for part, p in plans:
         arrays = build(p, read=lambda n, w=part.window: mosaic.read(n, w),
                        present=lambda n, w=part.window: mosaic.present(n, w), config=config)
@@ -235,13 +240,14 @@ def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_
         names = [n for n in names if n in arrays]
         written_names += [n for n in names if n not in written_names]
         built.append((part, {n: arrays[n] for n in names}))
-    return mosaic, plans, skipped, written_names, built, summaries
+        everything[part] = arrays
+    return mosaic, plans, skipped, written_names, built, summaries, everything
 
 
 def _run(inputs, out, region, stages, config, naming, save_intermediates, client, progress,
-         storage_options, t0) -> RunResult:
+         storage_options, t0, annual_layers=False) -> RunResult:
     (out / "config.toml").write_text(config.to_toml())
-    mosaic, _plans, skipped, written_names, built, summaries = _plan_and_build(
+    mosaic, _plans, skipped, written_names, built, summaries, everything = _plan_and_build(
         inputs, region, stages, config, save_intermediates, storage_options)
 
     run_cfg = config.data["run"]
@@ -262,6 +268,8 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
                 tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs))
                 cogs.append(path)
             stats.setdefault(name, []).append(_summary_stats(arr, part.window))
+        if annual_layers:
+            cogs += _annual_layer_writes(tasks, out, part, arrays, everything[part], config, attrs)
 
     n_px = sum(p.window.size for p, _ in built)
     log.info("computing %d layers over %d tile part(s), %.1f Mpixel", len(written_names), len(built), n_px / 1e6)
@@ -309,7 +317,7 @@ def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_op
     """Plan and build the graph of every part; count chunks, tasks and bytes; compute nothing."""
     import resource
 
-    mosaic, plans, _skipped, written_names, built, summaries = _plan_and_build(
+    mosaic, plans, _skipped, written_names, built, summaries, _everything = _plan_and_build(
         inputs, region, stages, config, save_intermediates, storage_options)
     collections = [a.data for _, arrays in built for a in arrays.values()] + [lazy for *_, lazy in summaries]
     tasks = _optimised_task_count(collections)
@@ -333,6 +341,24 @@ def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_op
     (out / "dry_run.json").write_text(json.dumps(report.to_json(), indent=2))
     log.info("dry run: %s", report.to_json())
     return report
+
+
+def _annual_layer_writes(tasks: list[Any], out: Path, part: Part, arrays: Mapping[str, xr.DataArray],
+                         everything: Mapping[str, xr.DataArray], config: RunConfig, attrs: Mapping[str, str]
+                         ) -> list[str]:
+    """Per-loss-year COGs of each all-gases emissions layer: only that year's pixels (issue: annual emissions)."""
+    loss = everything.get("loss_year")
+    paths = []
+    for name, arr in arrays.items():
+        if not name.startswith("gross_emis_all_gases_") or loss is None:
+            continue
+        for k in range(1, config.model_years + 1):
+            year = config.first_year + k - 1
+            layer_k = arr.where(loss == k, np.float32(0)).astype(np.float32).rename(name)
+            path = f"{out}/cog/annual/{name}/{year}/{part.tile}.tif"
+            tasks.append(write_cog(layer_k, part.window, path, tags={**attrs, "loss_year": str(year)}))
+            paths.append(path)
+    return paths
 
 
 def _write_tables(out: Path, results: list[tuple[Part, Summary, Any]], config: RunConfig) -> list[Path]:

@@ -87,3 +87,19 @@ def test_missing_required_layer_is_a_clear_error(tmp_path, tiles):
     with pytest.raises(MissingLayerError, match=r"'loss_year' \(GFW2025_00N_110E.tif\).*for tile 00N_110E"):
         run([folder], out=tmp_path / "out", tiles="00N_110E", stages="gross_emissions_biomass_soil",
             progress=False)
+
+
+def test_annual_layers_keep_only_their_years_pixels(tmp_path, tiles):
+    folder, data = tiles
+    run([folder], out=tmp_path / "out", tiles="00N_110E", stages="gross_emissions_biomass_soil",
+        annual_layers=True, progress=False)
+    total = gross_emissions(*(data[n] for n in ORDER))[0]
+    summed = np.zeros_like(total)
+    for k in range(1, 26):
+        with rasterio.open(tmp_path / "out" / "cog" / "annual" / "gross_emis_all_gases_biomass_soil" /
+                           str(2000 + k) / "00N_110E.tif") as src:
+            layer = src.read(1)
+            assert src.tags()["loss_year"] == str(2000 + k)
+        assert not layer[data["loss_year"] != k].any()
+        summed += layer
+    assert summed.tobytes() == total.tobytes()  # each pixel is in exactly one year's layer
