@@ -103,3 +103,14 @@ def test_annual_layers_keep_only_their_years_pixels(tmp_path, tiles):
         assert not layer[data["loss_year"] != k].any()
         summed += layer
     assert summed.tobytes() == total.tobytes()  # each pixel is in exactly one year's layer
+
+
+def test_three_variants_on_the_demo_source(tmp_path):
+    res = run(["demo://?size=200"], out=tmp_path, tiles="00N_110E",
+              stages="gross_emissions_biomass_soil,gross_emissions_biomass_only,gross_emissions_soil_only",
+              progress=False)
+    tot = {v: res.summary[f"gross_emis_all_gases_{v}"]["total_Mt"] for v in ("biomass_soil", "biomass_only",
+                                                                             "soil_only")}
+    assert all(t > 0 for t in tot.values())
+    # biomass and soil parts add up to the standard variant, up to float32 rounding per pixel
+    assert tot["biomass_only"] + tot["soil_only"] == pytest.approx(tot["biomass_soil"], rel=1e-3)
