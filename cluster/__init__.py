@@ -26,6 +26,7 @@ from fluxgraph.cluster.cloud import (
 from fluxgraph.cluster.local import (
     DEFAULT_IMAGE,
     adapt_bounds,
+    close,
     connect_local,
     connect_scheduler,
     local_cluster_kwargs,
@@ -40,6 +41,7 @@ __all__ = [
     "KINDS",
     "adapt_bounds",
     "check_keys",
+    "close",
     "connect",
     "ec2_cluster_kwargs",
     "fargate_cluster_kwargs",

@@ -31,6 +31,7 @@ from fluxgraph.cluster.local import (
     initial_workers,
     log,
     memory_bytes,
+    own_client,
     redact,
     reject_secrets,
     worker_env,
@@ -534,7 +535,6 @@ def connect_cloud(spec: Mapping[str, Any]) -> Any:
     fluxgraph.errors.ConfigError
         For an invalid table, a missing backend package (naming the pip extra) or missing AWS credentials.
     """
-    from distributed import Client
 
     kind = str(spec.get("kind"))
     if kind not in _BACKENDS:
@@ -553,12 +553,4 @@ def connect_cloud(spec: Mapping[str, Any]) -> Any:
                 "(AWS_PROFILE, AWS_REGION) or an instance profile / role, never the run configuration"
             ) from None
         raise
-    try:
-        if bounds is not None:
-            cluster.adapt(minimum=bounds[0], maximum=bounds[1])
-        client = Client(cluster)
-    except BaseException:
-        cluster.close()
-        raise
-    client._fluxgraph_owns_cluster = True  # type: ignore[attr-defined]
-    return client
+    return own_client(cluster, bounds)

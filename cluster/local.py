@@ -346,12 +346,18 @@ def connect_local(spec: Mapping[str, Any]) -> Any:
     distributed.Client
         With ``_fluxgraph_owns_cluster = True``: the CLI closes the cluster with the client.
     """
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
 
     kwargs = local_cluster_kwargs(spec)
     bounds = adapt_bounds(spec)
     log.info("starting LocalCluster with %s", redact(kwargs))
-    cluster = LocalCluster(**kwargs)
+    return own_client(LocalCluster(**kwargs), bounds)
+
+
+def own_client(cluster: Any, bounds: tuple[int, int] | None) -> Any:
+    """A Client on a cluster fluxgraph started (adaptive within ``bounds``); closing it closes the cluster."""
+    from distributed import Client
+
     try:
         if bounds is not None:
             cluster.adapt(minimum=bounds[0], maximum=bounds[1])
@@ -361,6 +367,16 @@ def connect_local(spec: Mapping[str, Any]) -> Any:
         raise
     client._fluxgraph_owns_cluster = True  # type: ignore[attr-defined]
     return client
+
+
+def close(client: Any) -> None:
+    """Close a client, and the cluster with it if fluxgraph started that cluster."""
+    if client is None:
+        return
+    cluster = client.cluster if getattr(client, "_fluxgraph_owns_cluster", False) else None
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 # --------------------------------------------------------------------------- existing scheduler

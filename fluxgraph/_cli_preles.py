@@ -133,12 +133,9 @@ def _map_client(kind: str) -> Any:
 
 
 def _close_client(client: Any) -> None:
-    if client is None:
-        return
-    cluster = client.cluster if getattr(client, "_fluxgraph_owns_cluster", False) else None
-    client.close()
-    if cluster is not None:
-        cluster.close()
+    from fluxgraph.cluster import close
+
+    close(client)
 
 
 def _read_param_table(path: Path) -> pd.DataFrame:

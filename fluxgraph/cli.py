@@ -47,12 +47,9 @@ def _client(kind: str | None, config: Any) -> Any:
 
 
 def _close(client: Any) -> None:
-    if client is None:
-        return
-    cluster = client.cluster if getattr(client, "_fluxgraph_owns_cluster", False) else None
-    client.close()
-    if cluster is not None:
-        cluster.close()
+    from fluxgraph.cluster import close
+
+    close(client)
 
 
 def _print_summary(result: Any) -> None:
