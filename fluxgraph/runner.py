@@ -319,8 +319,13 @@ def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_op
 
     mosaic, plans, _skipped, written_names, built, summaries, _everything = _plan_and_build(
         inputs, region, stages, config, save_intermediates, storage_options)
-    collections = [a.data for _, arrays in built for a in arrays.values()] + [lazy for *_, lazy in summaries]
-    tasks = _optimised_task_count(collections)
+    # parts are independent graphs: optimising each and summing gives the merged count at linear cost
+    # (dask's HighLevelGraph.cull of one merged global graph grows faster than linearly with its layers)
+    t_opt = time.perf_counter()
+    tasks = sum(_optimised_task_count([a.data for a in arrays.values()]
+                                      + [lazy for p, _, lazy in summaries if p == part])
+                for part, arrays in built)
+    log.info("dry run: %d tasks after optimisation, %.1f s to optimise", tasks, time.perf_counter() - t_opt)
     chunks = sum(arr.data.npartitions for _, arrays in built for arr in arrays.values())
     bytes_read = 0
     for part, p in plans:
