@@ -151,6 +151,7 @@ class Mosaic:
         self.layers = [get_layer(n) for n in names]
         self.files: dict[str, dict[TileId, TileFile]] = {layer.name: {} for layer in self.layers}
         self.tried: dict[str, dict[TileId, list[str]]] = {layer.name: {} for layer in self.layers}
+        self._coord_cache: dict[PixelWindow, dict[str, xr.IndexVariable]] = {}
         self._discover()
         self.parts = self._parts()
 
@@ -218,8 +219,12 @@ class Mosaic:
         return self.tried.get(layer, {}).get(tile, [])
 
     # -- lazy arrays -------------------------------------------------------------------------
-    def _coords(self, window: PixelWindow) -> dict[str, np.ndarray]:
-        return {"lat": window.lat(), "lon": window.lon()}
+    def _coords(self, window: PixelWindow) -> dict[str, xr.IndexVariable]:
+        """Coordinates of ``window``, shared by every array of it (a full tile's are 640 kB)."""
+        if window not in self._coord_cache:
+            self._coord_cache[window] = {"lat": xr.IndexVariable("lat", window.lat()),
+                                         "lon": xr.IndexVariable("lon", window.lon())}
+        return self._coord_cache[window]
 
     def read(self, name: str, window: PixelWindow | None = None) -> xr.DataArray:
         """Lazy DataArray of ``name`` over ``window`` (default: the mosaic's bounding box)."""
