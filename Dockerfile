@@ -14,11 +14,17 @@ COPY fluxgraph ./fluxgraph
 COPY stages ./stages
 COPY kernels ./kernels
 COPY cluster ./cluster
-RUN pip install . && useradd --create-home flux
+# the cloud extras so the client can launch EC2/Fargate/Kubernetes clusters from this image too;
+# dask-cloudprovider's Fargate backend still calls dask-scheduler/dask-worker, which distributed 2026.6
+# replaced by `dask scheduler` / `dask worker`: small wrappers keep both working
+RUN pip install ".[aws,k8s]" \
+ && printf '#!/bin/sh\nexec dask scheduler "$@"\n' > /usr/local/bin/dask-scheduler \
+ && printf '#!/bin/sh\nexec dask worker "$@"\n' > /usr/local/bin/dask-worker \
+ && chmod +x /usr/local/bin/dask-scheduler /usr/local/bin/dask-worker \
+ && useradd --create-home flux
 USER flux
 WORKDIR /home/flux
 
-# `docker run IMAGE demo`, `docker run IMAGE run --inputs s3://… --tiles … --out s3://…`,
-# or `dask worker tcp://scheduler:8786` for a worker of the same image.
-ENTRYPOINT ["fluxgraph"]
-CMD ["--help"]
+# No fixed ENTRYPOINT: cluster backends pass their own commands (dask scheduler, dask worker).
+# `docker run IMAGE fluxgraph demo`, `docker run IMAGE fluxgraph run --inputs s3://… --tiles … --out …`.
+CMD ["fluxgraph", "--help"]
