@@ -1,7 +1,7 @@
 """Writers: one Zarr v3 store per run and one Cloud-Optimized GeoTIFF per tile and layer.
 
 The Zarr store spans the bounding box of the run's tile parts, snapped to the global
-chunk lattice, so its chunks are the grid's chunks; each part is written into its own
+chunk lattice; its chunks divide the grid's chunks; each part is written into its own
 region, chunk by chunk, and chunks that hold only nodata are not stored
 (``write_empty_chunks=False``). COGs are written from dask with odc-geo (deflate,
 internal overviews), named either ``cog/{layer}/{tile}.tif`` or, with
@@ -10,6 +10,7 @@ internal overviews), named either ``cog/{layer}/{tile}.tif`` or, with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -51,7 +52,7 @@ def create_zarr_store(
     window : PixelWindow
         Pixels the run covers; the store covers it snapped out to the chunk lattice.
     chunks : (int, int)
-        Chunk shape (rows, cols), one Zarr chunk per dask chunk.
+        Dask chunk shape (rows, cols); Zarr chunks divide it (:func:`zarr_chunks`).
 
     Returns
     -------
@@ -59,6 +60,7 @@ def create_zarr_store(
         The window the store covers.
     """
     full = window.snap_out(chunks)
+    zchunks = zarr_chunks(chunks)
     coords = {"lat": full.lat(), "lon": full.lon()}
     data_vars = {}
     encoding = {}
@@ -66,7 +68,7 @@ def create_zarr_store(
         layer = get_layer(name)
         lazy = da.zeros(full.shape, dtype=layer.np_dtype, chunks=chunks)
         data_vars[name] = xr.DataArray(lazy, dims=("lat", "lon"), attrs=layer_attrs(layer))
-        encoding[name] = {"chunks": chunks, "fill_value": np.array(layer.nodata, dtype=layer.np_dtype).item()}
+        encoding[name] = {"chunks": zchunks, "fill_value": np.array(layer.nodata, dtype=layer.np_dtype).item()}
     ds = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
     ds = with_crs(ds)
     ds.to_zarr(
@@ -74,6 +76,16 @@ def create_zarr_store(
         storage_options=dict(storage_options) if storage_options else None,
     )
     return full
+
+
+ZARR_CHUNK = 800
+"""Zarr chunk side (px): a divisor of every dask chunk side, so a part that covers only part of a dask
+chunk (a 1000-px demo window in a 4000-px chunk) rewrites small Zarr chunks, not a whole dask chunk."""
+
+
+def zarr_chunks(chunks: tuple[int, int]) -> tuple[int, int]:
+    """Zarr chunk shape for a dask chunk shape: the largest divisor of each side up to :data:`ZARR_CHUNK`."""
+    return (math.gcd(chunks[0], ZARR_CHUNK), math.gcd(chunks[1], ZARR_CHUNK))
 
 
 def write_zarr_region(
@@ -86,8 +98,8 @@ def write_zarr_region(
 ) -> Delayed:
     """A delayed write of one part's arrays into their region of the store.
 
-    Parts lie within one tile and chunk sides divide the tile, so no Zarr chunk is
-    written by two dask chunks; partial chunks at a part's edge are therefore safe
+    Parts lie within one tile and chunk sides divide the tile, and Zarr chunks divide dask
+    chunks, so no Zarr chunk is written by two dask chunks; partial chunks at a part's edge are therefore safe
     (xarray's own check, which cannot know this, is switched off).
     """
     if part.intersection(store_window) != part:
