@@ -96,12 +96,25 @@ def load_avg() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def wait_for_quiet(max_wait: float, threshold: float = 1.0) -> str:
-    """Wait (up to ``max_wait`` s) for the 1-minute load average to drop to ``threshold``; return it."""
+def wait_for_quiet(max_wait: float, busy_threshold: float = 25.0) -> str:
+    """Wait (up to ``max_wait`` s) until the machine is idle: system CPU use over 3 s below ``busy_threshold`` %.
+
+    The load average is reported but not waited on: it decays over minutes after our own previous run.
+    """
+    import psutil
+
     t0 = time.monotonic()
-    while os.getloadavg()[0] > threshold and time.monotonic() - t0 < max_wait:
-        time.sleep(10)
+    while psutil.cpu_percent(interval=3) > busy_threshold and time.monotonic() - t0 < max_wait:
+        time.sleep(7)
     return load_avg()
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all processes, all cores) since boot."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(getattr(t, f) for f in ("user", "nice", "system", "irq", "softirq") if hasattr(t, f))
 
 
 # --------------------------------------------------------------------------- strip GeoTIFFs
@@ -290,10 +303,14 @@ def _rss_peak_mb(dask_worker=None) -> float:
 
 # --------------------------------------------------------------------------- where the worker time goes
 
-#: (category, test on one profiled frame), tried from the innermost frame outwards; first hit wins.
-PROFILE_CATEGORIES = (
-    ("cog-ovr", lambda f, n: f.endswith("rasterio/warp.py")),
+#: Categories decided by any frame of the stack (odc-geo builds COG overviews by a chunked nearest
+#: "reprojection" of the full-resolution blocks; it deflates each COG tile in its own task).
+STACK_CATEGORIES = (
+    ("cog-ovr", lambda f, n: n == "_do_chunked_reproject" or "/odc/geo/warp.py" in f or f.endswith("rasterio/warp.py")),
     ("cog-enc", lambda f, n: n in ("_compress_cog_tile", "_cog_block_compressor_yxs") or "/imagecodecs/" in f),
+)
+#: (category, test on one frame), tried from the innermost frame outwards; first hit wins.
+PROFILE_CATEGORIES = (
     ("cog", lambda f, n: n == "_write_cog_file" or "/odc/geo/" in f or "/tifffile/" in f),
     ("zarr", lambda f, n: "/zarr/" in f or "/numcodecs/" in f),
     ("read", lambda f, n: f.endswith(("fluxgraph/sources.py", "fluxgraph/mosaic.py"))),
@@ -302,19 +319,22 @@ PROFILE_CATEGORIES = (
     ("serde", lambda f, n: "/distributed/protocol/" in f),
 )
 CATEGORY_LABELS = {
-    "cog-ovr": "COG overviews (odc-geo, rasterio reproject)",
-    "cog-enc": "COG tile deflate encode (odc-geo)",
-    "cog": "COG write, rest (GDAL COG driver for parts <= 64 Mpx: encode + overviews; odc-geo assembly)",
-    "zarr": "Zarr write (encode)",
-    "read": "read strips (GDAL deflate decode)",
+    "read": "read strips (mosaic: GDAL deflate decode of 1-row strips, fill, copy)",
+    "cog-ovr": "COG overviews (odc-geo chunked nearest 'reproject' + block extraction)",
+    "cog-enc": "COG tiles deflate encode (odc-geo)",
+    "cog": "COG write, rest (GDAL COG driver for parts <= 64 Mpx; odc-geo assembly)",
+    "zarr": "Zarr write (task thread waiting on zarr's encode/store)",
     "kernel": "numba kernels",
     "stats": "summary statistics",
     "serde": "serialisation",
-    "other": "other (dask/numpy glue)",
+    "other": "other (dask/numpy glue: getitem, broadcast copies, astype)",
 }
 
 
 def _classify(stack: list[dict]) -> str:
+    for cat, test in STACK_CATEGORIES:
+        if any(test(d.get("filename", ""), d.get("name", "")) for d in stack):
+            return cat
     for desc in reversed(stack):
         f, n = desc.get("filename", ""), desc.get("name", "")
         for cat, test in PROFILE_CATEGORIES:
@@ -400,12 +420,14 @@ def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, work
             client.run(_reset_rss_peak)
             w0 = client.run(_rusage)
             c0 = resource.getrusage(resource.RUSAGE_SELF)
+            m0 = busy_cpu_seconds()
             p0 = time.time()
             t0 = time.perf_counter()
             res = run([folder], out=out, tiles=tile, stages=stages, config=cfg, naming="gfw", client=client,
                       progress=False)
             wall = time.perf_counter() - t0
             p1 = time.time()
+            m1 = busy_cpu_seconds()
             c1 = resource.getrusage(resource.RUSAGE_SELF)
             w1 = client.run(_rusage)
             peaks = client.run(_rss_peak_mb)
@@ -427,6 +449,7 @@ def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, work
     row = {
         "stage": label, "workers": workers, "pixels": px, "wall_s": wall, "run_seconds": res.seconds,
         "cpu_workers_s": cpu_workers, "cpu_client_s": cpu_client,
+        "cpu_other_processes_s": max(0.0, (m1 - m0) - cpu_workers - cpu_client),
         "mpx_per_core_s": mpx_core, "mpx_per_wall_s": px / 1e6 / wall,
         "peak_rss_mb_per_worker": max(peaks.values()), "ru_maxrss_mb_per_worker": max(v[2] for v in w1.values()),
         "original_mpx_s": orig, "ratio_to_original": mpx_core / orig if orig else None,
@@ -435,7 +458,8 @@ def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, work
         "load_before": load_before, "load_start": load_start, "load_end": load_end,
     }
     log(f"{label} W={workers}: wall {wall:.1f} s, CPU {cpu_workers:.1f} + {cpu_client:.1f} s, "
-        f"{mpx_core:.2f} Mpx/s/core, peak {row['peak_rss_mb_per_worker']:.0f} MB/worker, load {load_start} -> "
+        f"{mpx_core:.2f} Mpx/s/core, other processes {row['cpu_other_processes_s']:.1f} CPU s, "
+        f"peak {row['peak_rss_mb_per_worker']:.0f} MB/worker, load {load_start} -> "
         f"{load_end}; worker time {row['worker_time_share']}")
     return row
 
@@ -521,18 +545,19 @@ def fmt(v, spec: str) -> str:
 
 
 def print_table(rows: list[dict], meta: dict, speedups: dict, probe: list[dict]) -> str:
-    head = (f"{'stage':34s} {'W':>2s} {'wall s':>7s} {'CPU wrk s':>9s} {'CPU cli s':>9s} {'Mpx/s/core':>10s} "
-            f"{'Mpx/s wall':>10s} {'peak MB/wrk':>11s} {'orig':>5s} {'ratio':>6s} {'load':>5s}  top worker time")
+    head = (f"{'stage':32s} {'W':>2s} {'wall s':>7s} {'CPU wrk':>7s} {'CPU cli':>7s} {'Mpx/s/core':>10s} "
+            f"{'Mpx/s wall':>10s} {'MB/wrk':>6s} {'orig':>5s} {'ratio':>5s} {'load':>4s} {'oth s':>5s}  "
+            "worker task time (profile)")
     lines = [head, "-" * len(head)]
     for r in rows:
         top = " ".join(f"{k} {v:.0%}" for k, v in list(r.get("worker_time_share", {}).items())[:4])
         load = r.get("load_start", r.get("load_before", "")).split("/")[0]
         lines.append(
-            f"{r['stage']:34s} {r['workers']:>2d} {r['wall_s']:7.2f} {fmt(r.get('cpu_workers_s'), '9.1f'):>9s} "
-            f"{fmt(r.get('cpu_client_s', r.get('cpu_s')), '9.1f'):>9s} {r['mpx_per_core_s']:10.2f} "
-            f"{r['mpx_per_wall_s']:10.2f} {fmt(r.get('peak_rss_mb_per_worker'), '11.0f'):>11s} "
-            f"{fmt(r.get('original_mpx_s'), '5.2f'):>5s} {fmt(r.get('ratio_to_original'), '6.2f'):>6s} "
-            f"{load:>5s}  {top}")
+            f"{r['stage']:32s} {r['workers']:>2d} {r['wall_s']:7.2f} {fmt(r.get('cpu_workers_s'), '7.1f'):>7s} "
+            f"{fmt(r.get('cpu_client_s', r.get('cpu_s')), '7.1f'):>7s} {r['mpx_per_core_s']:10.2f} "
+            f"{r['mpx_per_wall_s']:10.2f} {fmt(r.get('peak_rss_mb_per_worker'), '6.0f'):>6s} "
+            f"{fmt(r.get('original_mpx_s'), '5.2f'):>5s} {fmt(r.get('ratio_to_original'), '5.2f'):>5s} "
+            f"{load:>4s} {fmt(r.get('cpu_other_processes_s'), '5.0f'):>5s}  {top}")
     for k, v in speedups.items():
         lines.append(f"speed-up {k}: W=1 {v['wall_w1']:.1f} s -> W={v['workers']} {v['wall_wn']:.1f} s = "
                      f"x{v['speedup']:.2f}")
@@ -540,7 +565,7 @@ def print_table(rows: list[dict], meta: dict, speedups: dict, probe: list[dict])
         lines.append(f"read {p['layer']} ({p['dtype']}), deflate 1-row strips: {p['mpx_per_cpu_s_chunked']:.1f} "
                      f"Mpx/s per core read as {p['chunk_columns']} chunk columns, {p['mpx_per_cpu_s_full_rows']:.1f} "
                      f"at full width")
-    lines.append("worker time: " + ", ".join(f"{k} = {v}" for k, v in CATEGORY_LABELS.items()))
+    lines.append("worker task time: " + "; ".join(f"{k} = {v}" for k, v in CATEGORY_LABELS.items()))
     lines.append(f"tile {meta['tile']} window {meta['size']} x {meta['size']} px; pixels with loss and carbon "
                  f"(agc_emis_year > 0 and loss_year > 0): {meta['loss_and_carbon_share']:.1%}")
     text = "\n".join(lines)
