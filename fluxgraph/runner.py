@@ -79,7 +79,16 @@ class RunResult:
 
 
 def stage_targets(stages: str | Iterable[str], config: RunConfig) -> list[str]:
-    """Output layers of the named stages (``all`` = the standard chain)."""
+    """Layers a run writes: ``run.outputs`` when set (``key`` = ``outputs.key``), else the named stages' outputs.
+
+    ``all`` names the standard chain. With ``run.outputs`` the planner still computes every stage
+    those layers need, in memory, but writes only them.
+    """
+    wanted = config.data["run"].get("outputs") or []
+    if isinstance(wanted, str):
+        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
+    if wanted:
+        return _resolve_outputs(wanted, config)
     names = [s.strip() for s in (stages.split(",") if isinstance(stages, str) else stages) if s.strip()]
     registered = all_stages()
     if names == ["all"]:
@@ -87,6 +96,22 @@ def stage_targets(stages: str | Iterable[str], config: RunConfig) -> list[str]:
     out: list[str] = []
     for name in names:
         out.extend(get_stage(name).selected_outputs(config))
+    return list(dict.fromkeys(out))
+
+
+def _resolve_outputs(wanted: Iterable[str], config: RunConfig) -> list[str]:
+    """Expand ``key`` and check that each named layer is produced by a registered stage."""
+    made = {o for stage in all_stages().values() for o in stage.selected_outputs(config)}
+    out: list[str] = []
+    for name in wanted:
+        if name == "key":
+            out.extend(n for n in config.data["outputs"]["key"] if n in made)
+        elif name in made:
+            out.append(name)
+        else:
+            raise ConfigError(
+                f"output {name!r} is not a layer any stage produces; `fluxgraph stages` lists each stage's outputs"
+            )
     return list(dict.fromkeys(out))
 
 
