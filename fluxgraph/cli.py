@@ -103,7 +103,7 @@ def run(
     stages: Annotated[str, typer.Option(help="Stages to run (comma-separated) or 'all'")] = "all",
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Run configuration TOML")] = None,
     outputs: Annotated[
-        str | None, typer.Option(help="Write only these layers (comma-separated) or 'key'; upstream stages run in memory")
+        str | None, typer.Option(help="Write only these layers (comma list) or 'key'; upstream stages run in memory")
     ] = None,
     naming: Annotated[str, typer.Option(help="COG names: fluxgraph or gfw (the original's names)")] = "fluxgraph",
     save_intermediates: Annotated[

@@ -197,5 +197,5 @@ def test_key_outputs_are_written_alone_with_the_values_of_a_full_run(tmp_path):
 
 def test_unknown_output_layer_is_refused_with_the_fix(tmp_path):
     cfg = load_config(overrides={"run": {"outputs": ["net_flux", "gross_emis_everything"]}})
-    with pytest.raises(ConfigError, match="'gross_emis_everything' is not a layer any stage produces.*fluxgraph stages"):
+    with pytest.raises(ConfigError, match=r"'gross_emis_everything' is not a layer any stage produces.*stages"):
         run(["demo://?size=400"], out=tmp_path, tiles=TILE, config=cfg, progress=False)
