@@ -117,19 +117,32 @@ def _resolve_outputs(wanted: Iterable[str], config: RunConfig) -> list[str]:
 
 
 def _summary_stats(arr: xr.DataArray, window: PixelWindow) -> dict[str, Any]:
-    """Lazy statistics of one layer part: nonzero count, sum, min, max, and a Mt total for per-ha fluxes."""
+    """Lazy statistics of one layer part: nonzero count, sum, min, max, and a Mt total for per-ha fluxes.
+
+    One pass per chunk (:func:`fluxgraph.kernels.stats.block_stats`), then a reduction of four numbers per chunk.
+    """
+    import dask.array as da
+
+    from fluxgraph.kernels.stats import block_stats
+
     data = arr.data
-    nz = data != 0
+    area = row_pixel_area_m2(window.row0, window.row1)  # m2, per row
+    area_da = da.from_array(area, chunks=(data.chunks[0],))
+
+    def per_block(block: np.ndarray, row_area: np.ndarray) -> np.ndarray:
+        return block_stats(block, row_area[:, 0])[None, None, :]
+
+    parts = da.map_blocks(per_block, data, area_da[:, None], new_axis=2, dtype=np.float64,
+                          chunks=((1,) * len(data.chunks[0]), (1,) * len(data.chunks[1]), (4,)))
     stats: dict[str, Any] = {
         "pixels": data.size,
-        "nonzero": nz.sum(),
-        "min": data.min(),
-        "max": data.max(),
+        "nonzero": parts[..., 0].sum(),
+        "min": parts[..., 1].min(),
+        "max": parts[..., 2].max(),
     }
     units = get_layer(str(arr.name)).units
     if units.startswith(("Mg CO2e/ha", "Mg CO2/ha")):
-        area = row_pixel_area_m2(window.row0, window.row1)[:, None]  # m2, per row
-        stats["total_Mt"] = (data.astype(np.float64) * area).sum() / 1e4 / 1e6
+        stats["total_Mt"] = parts[..., 3].sum() / 1e4 / 1e6
     return stats
 
 
