@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 import fluxgraph
+from fluxgraph.aggregate import lazy_maps, write_maps
 from fluxgraph.catalog import get_layer
 from fluxgraph.config import RunConfig, load_config
 from fluxgraph.errors import ConfigError, MissingLayerError
@@ -104,6 +105,8 @@ def _summary_stats(arr: xr.DataArray, window: PixelWindow) -> dict[str, Any]:
     if units.startswith(("Mg CO2e/ha", "Mg CO2/ha")):
         area = row_pixel_area_m2(window.row0, window.row1)[:, None]  # m2, per row
         stats["total_Mt"] = (data.astype(np.float64) * area).sum() / 1e4 / 1e6
+    elif units.startswith(("Mg CO2e/pixel", "Mg CO2/pixel")):
+        stats["total_Mt"] = data.astype(np.float64).sum() / 1e6
     return stats
 
 
@@ -271,11 +274,18 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
         if annual_layers:
             cogs += _annual_layer_writes(tasks, out, part, arrays, everything[part], config, attrs)
 
+    maps_lazy = [(part.window, lazy_maps(everything[part], part.window, config)) for part, _ in built]
     n_px = sum(p.window.size for p, _ in built)
     log.info("computing %d layers over %d tile part(s), %.1f Mpixel", len(written_names), len(built), n_px / 1e6)
-    _, computed_stats, tables = _compute((tasks, stats, [lazy for _, _, lazy in summaries]),
-                                         client=client, progress=progress)
+    _, computed_stats, tables, maps = _compute((tasks, stats, [lazy for _, _, lazy in summaries], maps_lazy),
+                                               client=client, progress=progress)
     summary = {name: _combine(parts) for name, parts in computed_stats.items()}
+    if any(cells for _, cells in maps):
+        written_maps = write_maps(out / "cog" / "0_04deg", maps, config=config, naming=naming, tags=attrs)
+        cogs += list(written_maps.values())
+        summary |= {name: {"total_Mt_per_year": float(sum(np.sum(cells[name], dtype=np.float64)
+                                                          for _, cells in maps if name in cells))}
+                    for name in written_maps}
     _write_tables(out, [(part, spec, values) for (part, spec, _), values in zip(summaries, tables, strict=True)],
                   config)
     result = RunResult(out, zarr_path, cogs, written_names, [p for p, _ in built], skipped,
