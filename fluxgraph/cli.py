@@ -185,6 +185,36 @@ def demo(
         _close(client)
 
 
+@app.command()
+def zonal(
+    outputs: Annotated[Path, typer.Option("--outputs", help="Output folder of a run (holding fluxgraph.zarr)")],
+    zones: Annotated[Path, typer.Option("--zones", help="Polygons: GeoPackage, GeoJSON or Shapefile")],
+    by: Annotated[str, typer.Option("--by", help="Field naming the zones")],
+    tcd: Annotated[str, typer.Option(help="Canopy thresholds of the forest extent, e.g. 30,50,75")] = "30",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Table to write: .csv or .parquet")] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--inputs", "-i", help="Input locations, if not those the run recorded")
+    ] = None,
+    cluster: Annotated[str | None, typer.Option(help="local, tcp://host:port, or none")] = None,
+) -> None:
+    """Per-polygon gross emissions (by gas, driver, loss year), removals and net flux of a run's outputs."""
+    from fluxgraph.zonal import zonal_stats
+
+    client = None
+    try:
+        client = _client(cluster, _config(None, {}))
+        table = zonal_stats(outputs=outputs, zones=zones, by=by, tcd=[t for t in tcd.split(",") if t.strip()],
+                            inputs=inputs or None, out=out, client=client)
+        totals = table[table.loss_year == "all"]
+        typer.echo(totals.drop(columns=["loss_year", "driver_code", "driver"]).to_string(index=False))
+        if out is not None:
+            typer.echo(f"wrote {len(table)} rows to {out}")
+    except FluxgraphError as exc:
+        _fail(exc)
+    finally:
+        _close(client)
+
+
 @app.command("demo-data")
 def demo_data(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the GeoTIFF tiles")],

@@ -35,6 +35,12 @@ def _is_forest(tcd, gain, agb_mangrove, plantation_pre2000, threshold):
 
 
 @njit(cache=True)
+def _per_pixel(value, area):
+    """float32 ``value * area / 10000`` in the spec's order (Mg ha⁻¹ × m² → Mg per pixel)."""
+    return np.float32(np.float32(np.float32(value) * np.float32(area)) / np.float32(M2_PER_HA))
+
+
+@njit(cache=True)
 def _forest_extent_kernel(tcd, gain, agb_mangrove, plantation_pre2000, threshold, out):
     nrow, ncol = out.shape
     for i in range(nrow):
@@ -46,12 +52,10 @@ def _forest_extent_kernel(tcd, gain, agb_mangrove, plantation_pre2000, threshold
 @njit(cache=True)
 def _derivatives_kernel(x, area, tcd, gain, agb_mangrove, plantation_pre2000, threshold, full, per_ha, per_px):
     nrow, ncol = x.shape
-    ha = np.float32(M2_PER_HA)
     for i in range(nrow):
         for j in range(ncol):
             v = np.float32(x[i, j])
-            # float32 throughout, in the spec's order: (X * PA) / 10000
-            p = np.float32(np.float32(v * np.float32(area[i, j])) / ha)
+            p = _per_pixel(v, area[i, j])
             full[i, j] = p
             if _is_forest(tcd[i, j], gain[i, j], agb_mangrove[i, j], plantation_pre2000[i, j], threshold):
                 per_ha[i, j] = v

@@ -1,0 +1,307 @@
+"""Zonal statistics of a run's outputs: per polygon, emissions by gas, driver and loss year, removals, net flux.
+
+:func:`zonal_stats` (CLI ``fluxgraph zonal``) reads the per-hectare outputs of a run from its
+``fluxgraph.zarr`` and the layers of the forest-extent rule, the loss year and the drivers from the run's
+inputs (the locations recorded in the store, or ``inputs=``). Every chunk that a polygon touches is one task
+on the cluster: it rasterises the polygons over the chunk, converts per hectare to per pixel with the grid's
+pixel area exactly as :mod:`fluxgraph.stages.create_derivative_outputs` does, and sums by polygon, canopy
+threshold, loss year and driver (:func:`fluxgraph.kernels.zonal.zonal_sums`). Only the small per-chunk sums
+travel back, so a country at 30 m needs no more memory than one chunk per worker.
+
+Coverage rule: a pixel belongs to a polygon when its **centre** lies inside it (GDAL rasterisation,
+``all_touched=False``); pixels are never split. Features sharing a value of the ``by`` field are one zone.
+Where polygons of different zones overlap, the later feature in the file wins.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fluxgraph.config import RunConfig, load_config
+from fluxgraph.errors import ConfigError, InputLayerError, MissingLayerError
+from fluxgraph.grid import PX_PER_DEG, PixelWindow
+from fluxgraph.kernels.zonal import ZONAL_VALUES, zonal_sums
+
+__all__ = ["FLUX_LAYERS", "INPUT_LAYERS", "zonal_stats"]
+
+log = logging.getLogger("fluxgraph")
+
+FLUX_LAYERS = ("gross_emis_all_gases_biomass_soil", "gross_emis_co2_biomass_soil", "gross_emis_ch4_biomass_soil",
+               "gross_emis_n2o_biomass_soil", "gross_removals", "net_flux")
+"""Per-hectare outputs read from the run's Zarr store, in the order of :data:`ZONAL_VALUES` [1:]."""
+INPUT_LAYERS = ("loss_year", "drivers", "tcd2000", "gain", "mangrove_agb_2000", "plantation_pre2000")
+"""Layers read from the store if it holds them, else from the run's inputs (a missing tile is zeros)."""
+COLUMNS = {
+    "forest_area_ha": "forest_area_ha",
+    "gross_emis_all_gases": "gross_emissions_all_gases_Mg_CO2e",
+    "gross_emis_co2": "gross_emissions_CO2_Mg_CO2e",
+    "gross_emis_ch4": "gross_emissions_CH4_Mg_CO2e",
+    "gross_emis_n2o": "gross_emissions_N2O_Mg_CO2e",
+    "gross_removals": "gross_removals_Mg_CO2",
+    "net_flux": "net_flux_Mg_CO2e",
+}
+"""Output column of each value of :data:`ZONAL_VALUES` (units in the name; fluxes over the model period)."""
+
+
+@dataclass(frozen=True)
+class _Zones:
+    """Polygons in EPSG:4326 with their zone index, and the zone names (values of the ``by`` field)."""
+
+    geometries: np.ndarray
+    index: np.ndarray
+    names: pd.Index
+
+
+def _read_zones(path: str | Path, by: str) -> _Zones:
+    import geopandas as gpd
+
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise InputLayerError(f"cannot read zones from {path}: {exc}. Give a GeoPackage, GeoJSON or Shapefile.") \
+            from exc
+    if by not in gdf.columns:
+        fields = ", ".join(c for c in gdf.columns if c != gdf.geometry.name)
+        raise ConfigError(f"zones file {path} has no field {by!r}; its fields are: {fields}. Choose one with --by.")
+    if gdf.crs is None:
+        log.warning("zones file %s has no CRS; assuming EPSG:4326", path)
+    elif not gdf.crs.equals("EPSG:4326"):
+        gdf = gdf.to_crs("EPSG:4326")
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    gdf = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if gdf.empty:
+        raise InputLayerError(f"zones file {path} has no polygon features")
+    codes, names = pd.factorize(gdf[by], sort=True)
+    return _Zones(np.asarray(gdf.geometry.values), codes.astype(np.int32), pd.Index(names, name=by))
+
+
+def _store_window(ds: xr.Dataset) -> PixelWindow:
+    """The pixel window of a run's store, from its centre coordinates."""
+    lat, lon = ds["lat"].values, ds["lon"].values
+    row0 = round((90.0 - float(lat[0])) * PX_PER_DEG - 0.5)
+    col0 = round((float(lon[0]) + 180.0) * PX_PER_DEG - 0.5)
+    return PixelWindow(row0, row0 + lat.size, col0, col0 + lon.size)
+
+
+def _run_config(outputs: Path) -> RunConfig:
+    path = outputs / "config.toml"
+    return load_config(path) if path.is_file() else load_config()
+
+
+def _input_arrays(ds: xr.Dataset, window: PixelWindow, config: RunConfig, inputs: Sequence[str] | None
+                  ) -> dict[str, xr.DataArray]:
+    """The input layers, from the store if it has them, else from the inputs (given, or recorded in the store)."""
+    from fluxgraph.mosaic import Mosaic, Region
+
+    arrays = {n: ds[n] for n in INPUT_LAYERS if n in ds}
+    missing = [n for n in INPUT_LAYERS if n not in arrays]
+    if not missing:
+        return arrays
+    if not inputs:
+        recorded = ds.attrs.get("inputs")
+        if not recorded:
+            raise ConfigError("the run's store does not record its inputs; pass them with --inputs (inputs=)")
+        inputs = json.loads(recorded)
+    mosaic = Mosaic(list(inputs), Region(bbox=window), config=config, layers=missing)
+    if not mosaic.has("tcd2000") and "tcd2000" in missing:
+        raise MissingLayerError(
+            f"no tree cover density (tcd2000) file for the run's region in {', '.join(inputs)}: the forest-extent "
+            "rule needs it. Pass the run's input locations with --inputs (inputs=)."
+        )
+    for name in missing:
+        arr = mosaic.read(name, window)
+        arrays[name] = arr.assign_coords(lat=ds["lat"], lon=ds["lon"])
+    return arrays
+
+
+class _ChunkSums:
+    """One chunk's zonal sums: rasterise the polygons that touch it, then run the numba kernel."""
+
+    def __init__(self, window: PixelWindow, geometries: np.ndarray, index: np.ndarray, thresholds: tuple[int, ...],
+                 model_years: int) -> None:
+        self.window = window
+        self.geometries = geometries
+        self.index = index
+        self.thresholds = thresholds
+        self.model_years = model_years
+
+    def __call__(self, *blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from affine import Affine
+        from rasterio.features import rasterize
+
+        from fluxgraph.stages.create_derivative_outputs import row_area_f32
+
+        w = self.window
+        zone = rasterize(zip(self.geometries, self.index, strict=True), out_shape=w.shape, fill=-1,
+                         transform=Affine(*w.transform), all_touched=False, dtype=np.int32)
+        shifted = zone.ravel() + 1  # 0 = no zone
+        present = np.flatnonzero(np.bincount(shifted, minlength=int(self.index.max()) + 2)[1:])
+        if present.size == 0:
+            return present, np.zeros((0,), np.float64)
+        lut = np.full(int(self.index.max()) + 2, -1, dtype=np.int32)
+        lut[present + 1] = np.arange(present.size, dtype=np.int32)
+        local = lut[shifted].reshape(zone.shape)
+        loss, driver, tcd, gain, mangrove, plantation, *fluxes = blocks
+        sums = zonal_sums(local, row_area_f32(w.lat()), loss, driver, tcd, gain, mangrove, plantation, *fluxes,
+                          n_zones=present.size, thresholds=self.thresholds, model_years=self.model_years)
+        return present, sums
+
+
+def _chunk_tasks(arrays: Mapping[str, xr.DataArray], window: PixelWindow, zones: _Zones,
+                 thresholds: tuple[int, ...], model_years: int) -> list[Any]:
+    """One delayed task per chunk that some polygon touches."""
+    import dask
+    from shapely import STRtree, box
+
+    order = [*INPUT_LAYERS, *FLUX_LAYERS]
+    data = {n: arrays[n].data for n in order}
+    row_chunks, col_chunks = data["tcd2000"].chunks
+    tree = STRtree(zones.geometries)
+    tasks = []
+    r0 = window.row0
+    for i, h in enumerate(row_chunks):
+        c0 = window.col0
+        for j, w in enumerate(col_chunks):
+            chunk = PixelWindow(r0, r0 + h, c0, c0 + w)
+            hits = np.sort(tree.query(box(*chunk.bounds), predicate="intersects"))  # file order: later wins
+            if hits.size:
+                fn = _ChunkSums(chunk, zones.geometries[hits], zones.index[hits], thresholds, model_years)
+                blocks = [data[n].blocks[i, j] for n in order]
+                tasks.append(dask.delayed(fn, pure=True)(*blocks))
+            c0 += w
+        r0 += h
+    return tasks
+
+
+def _table(totals: np.ndarray, zones: _Zones, thresholds: tuple[int, ...], config: RunConfig) -> pd.DataFrame:
+    """Rows per zone × threshold: a total row (loss year and driver ``all``), then every non-empty group."""
+    from fluxgraph.stages.gross_emissions import DRIVER_NAMES
+
+    years = ["none", *(str(config.first_year + k) for k in range(config.model_years)), "invalid"]
+    by = zones.names.name
+    rows = []
+    for z, name in enumerate(zones.names):
+        for t, threshold in enumerate(thresholds):
+            block = totals[z, t]
+            rows.append((name, threshold, "all", -1, "all", *block.sum(axis=(0, 1))))
+            for r, d in zip(*np.nonzero(block[..., 0]), strict=True):
+                rows.append((name, threshold, years[r], int(d), DRIVER_NAMES[d], *block[r, d]))
+    cols = [by, "tcd_threshold", "loss_year", "driver_code", "driver", *(COLUMNS[v] for v in ZONAL_VALUES)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def zonal_stats(
+    *,
+    outputs: str | Path,
+    zones: str | Path,
+    by: str,
+    tcd: Iterable[int] = (30,),
+    inputs: Sequence[str] | None = None,
+    out: str | Path | None = None,
+    client: Any = None,
+) -> pd.DataFrame:
+    """Per-polygon totals of a run's outputs under the forest-extent rule, by gas, driver and loss year.
+
+    Parameters
+    ----------
+    outputs : str or Path, keyword-only
+        A run's output folder (holding ``fluxgraph.zarr``, written by ``--stages all`` or any run that saved
+        gross emissions by gas (biomass_soil), gross removals and net flux).
+    zones : str or Path, keyword-only
+        Polygons: GeoPackage, GeoJSON or Shapefile, in any CRS (reprojected to EPSG:4326).
+    by : str, keyword-only
+        Field naming the zones; features with the same value are one zone.
+    tcd : iterable of int, keyword-only
+        Canopy thresholds of the forest-extent rule (TCD2000 > T, or gain, or mangrove; minus pre-2000
+        plantations), e.g. ``(30, 50, 75)``.
+    inputs : sequence of str, keyword-only, optional
+        Input locations for the loss year, drivers and forest-extent layers when the store lacks them; the
+        locations recorded in the store by default.
+    out : str or Path, keyword-only, optional
+        Write the table: ``.csv`` or ``.parquet``.
+    client : distributed.Client, keyword-only, optional
+        Where to compute; the current dask scheduler otherwise.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per zone and threshold with ``loss_year == "all"`` and ``driver == "all"`` (totals, every zone
+        listed), then one row per non-empty (loss year, driver) group. Columns: the ``by`` field,
+        ``tcd_threshold``, ``loss_year`` (``none`` = no loss), ``driver_code``, ``driver``, ``forest_area_ha``
+        and sums of the per-pixel values, Mg CO2(e) over the model period: ``gross_emissions_{all_gases,CO2,
+        CH4,N2O}_Mg_CO2e``, ``gross_removals_Mg_CO2`` (positive = removal), ``net_flux_Mg_CO2e`` (negative =
+        sink).
+    """
+    outputs = Path(outputs)
+    store = outputs / "fluxgraph.zarr"
+    if not store.exists():
+        raise ConfigError(f"{outputs} holds no fluxgraph.zarr: give the output folder of a `fluxgraph run`")
+    thresholds = tuple(sorted({_threshold(t) for t in tcd}))
+    if not thresholds:
+        raise ConfigError("give at least one canopy threshold (--tcd 30,50,75)")
+    if out is not None and Path(out).suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"--out must end in .csv or .parquet, not {Path(out).name!r}")
+    config = _run_config(outputs)
+    ds = xr.open_zarr(store, consolidated=False, chunks=dict(zip(("lat", "lon"), config.chunks, strict=True)))
+    absent = [n for n in FLUX_LAYERS if n not in ds]
+    if absent:
+        raise MissingLayerError(
+            f"the run in {outputs} did not save {', '.join(absent)}. Rerun with --stages all (or add "
+            "--save-intermediates to a run that computes them)."
+        )
+    window = _store_window(ds)
+    arrays = {n: ds[n] for n in FLUX_LAYERS} | _input_arrays(ds, window, config, inputs)
+    zone_set = _read_zones(zones, by)
+    tasks = _chunk_tasks(arrays, window, zone_set, thresholds, config.model_years)
+    log.info("zonal statistics: %d zones, %d chunk tasks, thresholds %s", len(zone_set.names), len(tasks),
+             thresholds)
+    totals = np.zeros((len(zone_set.names), len(thresholds), config.model_years + 2, 8, len(ZONAL_VALUES)))
+    for present, sums in _gather(tasks, client):
+        if present.size:
+            totals[present] += sums
+    table = _table(totals, zone_set, thresholds, config)
+    if out is not None:
+        _write_table(table, Path(out))
+    return table
+
+
+def _threshold(value: Any) -> int:
+    try:
+        t = int(value)
+    except (TypeError, ValueError):
+        t = -1
+    if not 0 <= t <= 100 or str(value).strip() not in (str(t), f"{t}.0"):
+        raise ConfigError(f"canopy threshold {value!r} is not an integer percent 0-100 (e.g. 30, 50, 75)")
+    return t
+
+
+def _gather(tasks: list[Any], client: Any) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """Chunk results as they finish (distributed) or all at once (local scheduler)."""
+    import dask
+
+    if client is None:
+        yield from dask.compute(*tasks)
+        return
+    from distributed import as_completed
+
+    for future in as_completed(client.compute(tasks)):
+        yield future.result()
+        future.release()
+
+
+def _write_table(table: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        table.to_parquet(path, index=False)
+    else:
+        table.to_csv(path, index=False)
+    log.info("wrote %s (%d rows)", path, len(table))
