@@ -65,6 +65,10 @@ def _print_summary(result: Any) -> None:
         tot = f"{st['total_Mt']:10.4f}" if "total_Mt" in st else " " * 10
         typer.echo(f"{name:44s} {get_layer(name).units[:34]:34s} {st.get('nonzero', 0):11d} "
                    f"{st.get('min', 0):10.4g} {st.get('max', 0):10.4g} {tot}")
+    maps = {name: st["total_Mt_per_year"] for name, st in result.summary.items() if "total_Mt_per_year" in st}
+    if maps:
+        typer.echo("0.04° maps (forest extent, Mt CO2(e) per year; removals negative): "
+                   + ", ".join(f"{name} {total:.4f}" for name, total in maps.items()))
 
 
 def _print_dry_run(report: Any) -> None:

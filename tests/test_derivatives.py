@@ -294,3 +294,51 @@ def test_zonal_on_a_multiprocess_cluster_equals_in_process(demo_run, tmp_path):
             Client(cluster) as client:
         remote = zonal_stats(outputs=demo_run, zones=zones, by="zone", tcd=[30, 75], client=client)
     assert remote.equals(local)
+
+
+# ---- 4-km cells chunk by chunk -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("chunk", [400, 800, 4000])
+def test_4km_cells_do_not_depend_on_chunks_or_window_alignment(chunk):
+    import dask.array as da
+    import xarray as xr
+
+    from fluxgraph.aggregate import CellWindow, lazy_cells
+    from fluxgraph.grid import PixelWindow, TileId
+
+    t = TileId.parse("10S_040E").window
+    window = PixelWindow(t.row0 + 3930, t.row0 + 5010, t.col0 + 70, t.col0 + 1370)  # no edge on the 160-px lattice
+    values = np.random.default_rng(7).gamma(1.5, 2.0, window.shape).astype(np.float32)
+    values[values < 2] = 0
+    arr = xr.DataArray(da.from_array(values, chunks=window.chunks((chunk, chunk))), dims=("lat", "lon"))
+    got = lazy_cells(arr, window, chunks=(chunk, chunk), model_years=25, sign=-1).compute()
+
+    cells = CellWindow.of(window)
+    assert got.shape == cells.shape == (8, 9)
+    frame = np.zeros((cells.shape[0] * CELL_PX, cells.shape[1] * CELL_PX), np.float32)
+    r, c = window.row0 - cells.row0 * CELL_PX, window.col0 - cells.col0 * CELL_PX
+    frame[r:r + window.shape[0], c:c + window.shape[1]] = values  # outside the window = nodata
+    assert got.tobytes() == annualise(cell_sums(frame), model_years=25, sign=-1).tobytes()
+
+
+def test_4km_map_mosaics_parts_of_several_tiles(tmp_path):
+    from fluxgraph.aggregate import write_maps
+    from fluxgraph.config import load_config
+    from fluxgraph.grid import PixelWindow, TileId
+
+    a = TileId.parse("00N_110E").window
+    b = TileId.parse("10N_050E").window
+    wa = PixelWindow(a.row0, a.row0 + 320, a.col0, a.col0 + 480)  # 2 x 3 cells at 110E, 0N
+    wb = PixelWindow(b.row0 + 160, b.row0 + 320, b.col0, b.col0 + 160)  # 1 cell at 50E, 9.96N
+    parts = [(wa, {"net_flux_4km": np.full((2, 3), 1.5, np.float32)}),
+             (wb, {"net_flux_4km": np.full((1, 1), -2.0, np.float32)})]
+    paths = write_maps(tmp_path, parts, config=load_config(), naming="fluxgraph", tags={"model_version": "x"})
+    with rasterio.open(paths["net_flux_4km"]) as src:
+        data = src.read(1)
+        assert src.bounds.left == pytest.approx(50.0) and src.bounds.top == pytest.approx(9.96)
+        assert src.res == pytest.approx((0.04, 0.04)) and src.tags()["model_version"] == "x"
+        row, col = src.index(110.02, -0.02)
+        assert data[row:row + 2, col:col + 3].tolist() == [[1.5] * 3] * 2
+        row, col = src.index(50.02, 9.94)
+        assert data[row, col] == -2.0
+        assert data.sum() == pytest.approx(6 * 1.5 - 2.0)
