@@ -111,7 +111,14 @@ def _input_arrays(ds: xr.Dataset, window: PixelWindow, config: RunConfig, inputs
         if not recorded:
             raise ConfigError("the run's store does not record its inputs; pass them with --inputs (inputs=)")
         inputs = json.loads(recorded)
-    mosaic = Mosaic(list(inputs), Region(bbox=window), config=config, layers=missing)
+        where = "recorded by the run"
+    else:
+        where = "given"
+    try:
+        mosaic = Mosaic(list(inputs), Region(bbox=window), config=config, layers=missing)
+    except ConfigError as exc:
+        raise ConfigError(f"cannot open the input locations {where} ({', '.join(map(str, inputs))}) for "
+                          f"{', '.join(missing)}: {exc}. Pass the run's inputs with --inputs (inputs=).") from exc
     if not mosaic.has("tcd2000") and "tcd2000" in missing:
         raise MissingLayerError(
             f"no tree cover density (tcd2000) file for the run's region in {', '.join(inputs)}: the forest-extent "

@@ -342,3 +342,38 @@ def test_4km_map_mosaics_parts_of_several_tiles(tmp_path):
         row, col = src.index(50.02, 9.94)
         assert data[row, col] == -2.0
         assert data.sum() == pytest.approx(6 * 1.5 - 2.0)
+
+
+def test_zonal_errors_name_the_inputs_and_the_fix(demo_run, tmp_path):
+    import shapely
+
+    from fluxgraph import FluxgraphError, zonal_stats
+
+    zones = _zones_file(tmp_path / "z.geojson", [shapely.box(110.0, -0.05, 110.05, 0.0)], ["a"])
+    with pytest.raises(FluxgraphError, match=r"nowhere.*--inputs"):
+        zonal_stats(outputs=demo_run, zones=zones, by="zone", inputs=[str(tmp_path / "nowhere")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FluxgraphError, match=r"tcd2000.*--inputs"):
+        zonal_stats(outputs=demo_run, zones=zones, by="zone", inputs=[str(tmp_path / "empty")])
+    with pytest.raises(FluxgraphError, match="integer percent"):
+        zonal_stats(outputs=demo_run, zones=zones, by="zone", tcd=["thirty"])
+    with pytest.raises(FluxgraphError, match=r"\.csv or \.parquet"):
+        zonal_stats(outputs=demo_run, zones=zones, by="zone", out=tmp_path / "t.xlsx")
+
+
+def test_zonal_overlaps_go_to_the_later_feature_and_features_with_one_name_are_one_zone(demo_run, tmp_path):
+    import shapely
+
+    from fluxgraph import zonal_stats
+
+    a1, b, a2 = (shapely.box(110.0, -0.05, 110.05, 0.0), shapely.box(110.03, -0.07, 110.08, -0.03),
+                 shapely.box(110.06, -0.1, 110.1, -0.08))
+    zones = _zones_file(tmp_path / "z.gpkg", [a1, b, a2], ["A", "B", "A"])
+    totals = zonal_stats(outputs=demo_run, zones=zones, by="zone").query("loss_year == 'all'").set_index("zone")
+    ds = _open(demo_run)
+    x, y = np.meshgrid(ds["lon"].values, ds["lat"].values)
+    inside = {name: shapely.contains_xy(g, x, y) for name, g in (("a1", a1), ("b", b), ("a2", a2))}
+    masks = {"A": (inside["a1"] & ~inside["b"]) | inside["a2"], "B": inside["b"]}
+    per_px = ds["net_flux_per_pixel_forest"].values.astype(np.float64)
+    for zone, mask in masks.items():
+        assert totals.loc[zone, "net_flux_Mg_CO2e"] == pytest.approx(per_px[mask].sum(), rel=1e-12)
