@@ -131,13 +131,18 @@ def _input_arrays(ds: xr.Dataset, window: PixelWindow, config: RunConfig, inputs
 
 
 class _ChunkSums:
-    """One chunk's zonal sums: rasterise the polygons that touch it, then run the numba kernel."""
+    """One chunk's zonal sums: rasterise the polygons that touch it, then run the numba kernel.
 
-    def __init__(self, window: PixelWindow, geometries: np.ndarray, index: np.ndarray, thresholds: tuple[int, ...],
-                 model_years: int) -> None:
+    ``local`` numbers the zones of these polygons 0…n−1 (``zones[local]`` are their global indices), so the
+    raster holds kernel-ready indices and the result has one row per zone touching the chunk.
+    """
+
+    def __init__(self, window: PixelWindow, geometries: np.ndarray, local: np.ndarray, zones: np.ndarray,
+                 thresholds: tuple[int, ...], model_years: int) -> None:
         self.window = window
         self.geometries = geometries
-        self.index = index
+        self.local = local
+        self.zones = zones
         self.thresholds = thresholds
         self.model_years = model_years
 
@@ -148,19 +153,12 @@ class _ChunkSums:
         from fluxgraph.stages.create_derivative_outputs import row_area_f32
 
         w = self.window
-        zone = rasterize(zip(self.geometries, self.index, strict=True), out_shape=w.shape, fill=-1,
+        zone = rasterize(zip(self.geometries, self.local, strict=True), out_shape=w.shape, fill=-1,
                          transform=Affine(*w.transform), all_touched=False, dtype=np.int32)
-        shifted = zone.ravel() + 1  # 0 = no zone
-        present = np.flatnonzero(np.bincount(shifted, minlength=int(self.index.max()) + 2)[1:])
-        if present.size == 0:
-            return present, np.zeros((0,), np.float64)
-        lut = np.full(int(self.index.max()) + 2, -1, dtype=np.int32)
-        lut[present + 1] = np.arange(present.size, dtype=np.int32)
-        local = lut[shifted].reshape(zone.shape)
         loss, driver, tcd, gain, mangrove, plantation, *fluxes = blocks
-        sums = zonal_sums(local, row_area_f32(w.lat()), loss, driver, tcd, gain, mangrove, plantation, *fluxes,
-                          n_zones=present.size, thresholds=self.thresholds, model_years=self.model_years)
-        return present, sums
+        sums = zonal_sums(zone, row_area_f32(w.lat()), loss, driver, tcd, gain, mangrove, plantation, *fluxes,
+                          n_zones=self.zones.size, thresholds=self.thresholds, model_years=self.model_years)
+        return self.zones, sums
 
 
 def _chunk_tasks(arrays: Mapping[str, xr.DataArray], window: PixelWindow, zones: _Zones,
@@ -181,7 +179,9 @@ def _chunk_tasks(arrays: Mapping[str, xr.DataArray], window: PixelWindow, zones:
             chunk = PixelWindow(r0, r0 + h, c0, c0 + w)
             hits = np.sort(tree.query(box(*chunk.bounds), predicate="intersects"))  # file order: later wins
             if hits.size:
-                fn = _ChunkSums(chunk, zones.geometries[hits], zones.index[hits], thresholds, model_years)
+                present = np.unique(zones.index[hits])
+                local = np.searchsorted(present, zones.index[hits]).astype(np.int32)
+                fn = _ChunkSums(chunk, zones.geometries[hits], local, present, thresholds, model_years)
                 blocks = [data[n].blocks[i, j] for n in order]
                 tasks.append(dask.delayed(fn, pure=True)(*blocks))
             c0 += w
@@ -273,8 +273,7 @@ def zonal_stats(
              thresholds)
     totals = np.zeros((len(zone_set.names), len(thresholds), config.model_years + 2, 8, len(ZONAL_VALUES)))
     for present, sums in _gather(tasks, client):
-        if present.size:
-            totals[present] += sums
+        totals[present] += sums
     table = _table(totals, zone_set, thresholds, config)
     if out is not None:
         _write_table(table, Path(out))
