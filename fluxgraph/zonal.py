@@ -78,6 +78,10 @@ def _read_zones(path: str | Path, by: str) -> _Zones:
         gdf = gdf.to_crs("EPSG:4326")
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     gdf = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if gdf[by].isna().any():
+        log.warning("zones file %s: %d polygon(s) without a value of %r are left out", path,
+                    int(gdf[by].isna().sum()), by)
+        gdf = gdf[gdf[by].notna()]
     if gdf.empty:
         raise InputLayerError(f"zones file {path} has no polygon features")
     codes, names = pd.factorize(gdf[by], sort=True)
