@@ -101,15 +101,27 @@ def _run_config(outputs: Path) -> RunConfig:
     return load_config(path) if path.is_file() else load_config()
 
 
-def _input_arrays(ds: xr.Dataset, window: PixelWindow, config: RunConfig, inputs: Sequence[str] | None
-                  ) -> dict[str, xr.DataArray]:
-    """The input layers, from the store if it has them, else from the inputs (given, or recorded in the store)."""
+def _focus(zones: _Zones, window: PixelWindow, config: RunConfig) -> PixelWindow | None:
+    """The chunks of the store that the zones' bounding box touches (None: the zones miss the run)."""
+    import shapely
+
+    west, south, east, north = shapely.total_bounds(zones.geometries)
+    inside = PixelWindow.from_bounds(west, south, east, north).intersection(window)
+    return None if inside is None else inside.snap_out(config.chunks).intersection(window)
+
+
+def _input_arrays(ds: xr.Dataset, window: PixelWindow, config: RunConfig, inputs: Sequence[str] | None, *,
+                  focus: PixelWindow | None) -> dict[str, xr.DataArray]:
+    """The input layers, from the store if it has them, else from the inputs (given, or recorded in the store).
+
+    Input files are looked up only for the tiles of ``focus`` (where the zones are); arrays span ``window``.
+    """
     from fluxgraph.mosaic import Mosaic, Region
 
     arrays = {n: ds[n] for n in INPUT_LAYERS if n in ds}
     missing = [n for n in INPUT_LAYERS if n not in arrays]
-    if not missing:
-        return arrays
+    if not missing or focus is None:
+        return arrays | {n: xr.zeros_like(ds[FLUX_LAYERS[0]], dtype=np.uint8) for n in missing}
     if not inputs:
         recorded = ds.attrs.get("inputs")
         if not recorded:
@@ -119,7 +131,7 @@ def _input_arrays(ds: xr.Dataset, window: PixelWindow, config: RunConfig, inputs
     else:
         where = "given"
     try:
-        mosaic = Mosaic(list(inputs), Region(bbox=window), config=config, layers=missing)
+        mosaic = Mosaic(list(inputs), Region(bbox=focus), config=config, layers=missing)
     except ConfigError as exc:
         raise ConfigError(f"cannot open the input locations {where} ({', '.join(map(str, inputs))}) for "
                           f"{', '.join(missing)}: {exc}. Pass the run's inputs with --inputs (inputs=).") from exc
@@ -270,8 +282,9 @@ def zonal_stats(
             "--save-intermediates to a run that computes them)."
         )
     window = _store_window(ds)
-    arrays = {n: ds[n] for n in FLUX_LAYERS} | _input_arrays(ds, window, config, inputs)
     zone_set = _read_zones(zones, by)
+    focus = _focus(zone_set, window, config)
+    arrays = {n: ds[n] for n in FLUX_LAYERS} | _input_arrays(ds, window, config, inputs, focus=focus)
     tasks = _chunk_tasks(arrays, window, zone_set, thresholds, config.model_years)
     log.info("zonal statistics: %d zones, %d chunk tasks, thresholds %s", len(zone_set.names), len(tasks),
              thresholds)
