@@ -125,6 +125,9 @@ def run(
     annual_layers: Annotated[
         bool, typer.Option("--annual-layers", help="Also write gross emissions per loss year, one COG per year")
     ] = False,
+    tcd_threshold: Annotated[
+        int | None, typer.Option(help="Forest extent of the derivative outputs and 4-km maps: TCD2000 > this")
+    ] = None,
 ) -> None:
     """Run model stages over tiles or a bounding box; write Zarr and COG outputs."""
     from fluxgraph.runner import run as run_api
@@ -140,6 +143,8 @@ def run(
             stage_overrides["removals"] = {"removal_table": str(removal_table)}
         if carbon_pool_extent:
             stage_overrides["carbon_pools"] = {"extent": carbon_pool_extent}
+        if tcd_threshold is not None:
+            stage_overrides["create_derivative_outputs"] = {"tcd_threshold": tcd_threshold}
         cfg = _config(config, {
             "run": {"missing_required": "skip"} if skip_missing else {},
             "grid": {"chunks": [chunks, chunks]} if chunks else {},
@@ -271,6 +276,12 @@ def list_layers(
             fill = f", missing tile = {layer.fill:g}" if layer.fill != layer.nodata else ""
             typer.echo(f"  {layer.name:36s} {layer.filename(cfg.naming, tile)}")
             typer.echo(f"  {'':36s} {layer.dtype}, nodata {layer.nodata:g}, {layer.units}{fill}")
+    from fluxgraph.aggregate import MAPS, map_filename
+
+    typer.secho("[0.04° maps of create_derivative_outputs, one raster per run]", bold=True)
+    for m in MAPS:
+        typer.echo(f"  {m.name:36s} {map_filename(m.name, cfg, naming='gfw')}")
+        typer.echo(f"  {'':36s} {m.layer.dtype}, nodata {m.layer.nodata:g}, {m.layer.units}, from {m.source}")
 
 
 def _register_optional_commands() -> None:

@@ -118,6 +118,7 @@ def test_annualise_flips_removals_only():
 
 TILE = "00N_110E"
 SIZE = 400
+T_RUN = 50  # the demo run's canopy threshold (--tcd-threshold), not the default 30
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +130,9 @@ def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("derivatives")
     (root / "run.toml").write_text('[naming]\naggregation_date = "20260327"\n')
     res = CliRunner().invoke(app, ["run", "--inputs", f"demo://?size={SIZE}&seed=5", "--tiles", TILE,
-                                   "--stages", "all", "--naming", "gfw", "--cluster", "none", "--config",
-                                   str(root / "run.toml"), "--out", str(root / "out")])
+                                   "--stages", "all", "--naming", "gfw", "--cluster", "none",
+                                   "--tcd-threshold", str(T_RUN), "--config", str(root / "run.toml"),
+                                   "--out", str(root / "out")])
     assert res.exit_code == 0, res.output
     return root / "out"
 
@@ -157,7 +159,7 @@ def test_run_writes_the_nine_layers_under_the_original_names(demo_run):
     for key, prefix in (("gross_removals", "gross_removals"), ("gross_emis_all_gases_biomass_soil", "gross_emis"),
                         ("net_flux", "net_flux")):
         forest, full, per_ha, per_px = _spec_step1(ds[key].values, pa, src.tcd2000.values, src.gain.values,
-                                                   src.mangrove_agb_2000.values, src.plantation_pre2000.values, 30)
+                                                   src.mangrove_agb_2000.values, src.plantation_pre2000.values, T_RUN)
         assert 0 < forest.mean() < 1
         for kind, want in (("per_pixel_full", full), ("per_ha_forest", per_ha), ("per_pixel_forest", per_px)):
             assert ds[f"{prefix}_{kind}"].values.tobytes() == want.tobytes(), (prefix, kind)
@@ -169,11 +171,11 @@ def test_run_writes_the_nine_layers_under_the_original_names(demo_run):
 
 
 MAPS_4KM = {
-    "gross_removals_AGCO2_BGCO2_Mt_per_year_all_forest_types__tcd30_0_04deg_modelv1_4_3_std_20260327.tif":
+    "gross_removals_AGCO2_BGCO2_Mt_per_year_all_forest_types__tcd50_0_04deg_modelv1_4_3_std_20260327.tif":
         ("gross_removals_AGCO2_BGCO2_Mg_pixel_all_forest_types_forest_extent_2001_25", -1),
-    "gross_emis_all_gases_all_drivers_Mt_per_year_CO2e_biomass_soil__tcd30_0_04deg_modelv1_4_3_std_20260327.tif":
+    "gross_emis_all_gases_all_drivers_Mt_per_year_CO2e_biomass_soil__tcd50_0_04deg_modelv1_4_3_std_20260327.tif":
         ("gross_emis_all_gases_all_drivers_Mg_CO2e_pixel_biomass_soil_forest_extent_2001_25", 1),
-    "net_flux_Mt_per_year_CO2e_biomass_soil__tcd30_0_04deg_modelv1_4_3_std_20260327.tif":
+    "net_flux_Mt_per_year_CO2e_biomass_soil__tcd50_0_04deg_modelv1_4_3_std_20260327.tif":
         ("net_flux_Mg_CO2e_pixel_biomass_soil_forest_extent_2001_25", 1),
 }
 
@@ -221,7 +223,7 @@ def test_zonal_sums_equal_the_per_pixel_outputs_inside_hand_made_polygons(demo_r
                        lat[40] + 0.000125 - q)
     tri = shapely.Polygon([(110.001, -0.002), (110.045, -0.004), (110.01, -0.09)])  # apart from rect
     zones = _zones_file(tmp_path / "zones.geojson", [rect, tri], ["rect", "tri"])
-    table = zonal_stats(outputs=demo_run, zones=zones, by="zone", tcd=[30])
+    table = zonal_stats(outputs=demo_run, zones=zones, by="zone", tcd=[T_RUN])
     totals = table[table.loss_year == "all"].set_index("zone")
 
     in_tri = shapely.contains_xy(tri, *np.meshgrid(lon, lat))
@@ -369,7 +371,8 @@ def test_zonal_overlaps_go_to_the_later_feature_and_features_with_one_name_are_o
     a1, b, a2 = (shapely.box(110.0, -0.05, 110.05, 0.0), shapely.box(110.03, -0.07, 110.08, -0.03),
                  shapely.box(110.06, -0.1, 110.1, -0.08))
     zones = _zones_file(tmp_path / "z.gpkg", [a1, b, a2], ["A", "B", "A"])
-    totals = zonal_stats(outputs=demo_run, zones=zones, by="zone").query("loss_year == 'all'").set_index("zone")
+    totals = zonal_stats(outputs=demo_run, zones=zones, by="zone", tcd=[T_RUN]).query("loss_year == 'all'")
+    totals = totals.set_index("zone")
     ds = _open(demo_run)
     x, y = np.meshgrid(ds["lon"].values, ds["lat"].values)
     inside = {name: shapely.contains_xy(g, x, y) for name, g in (("a1", a1), ("b", b), ("a2", a2))}
@@ -377,3 +380,32 @@ def test_zonal_overlaps_go_to_the_later_feature_and_features_with_one_name_are_o
     per_px = ds["net_flux_per_pixel_forest"].values.astype(np.float64)
     for zone, mask in masks.items():
         assert totals.loc[zone, "net_flux_Mg_CO2e"] == pytest.approx(per_px[mask].sum(), rel=1e-12)
+
+
+def test_threshold_comes_from_the_configuration_and_names_the_maps():
+    from fluxgraph.stages.create_derivative_outputs import tcd_threshold
+
+    from fluxgraph.aggregate import map_filename
+    from fluxgraph.config import load_config
+    from fluxgraph.errors import ConfigError
+
+    cfg = load_config(overrides={"stages": {"create_derivative_outputs": {"tcd_threshold": 75}},
+                                 "naming": {"aggregation_date": "20260401", "model_type": "maxgain"}})
+    assert tcd_threshold(cfg.stage_params("create_derivative_outputs")) == 75
+    assert map_filename("net_flux_4km", cfg, naming="gfw") == \
+        "net_flux_Mt_per_year_CO2e_biomass_soil__tcd75_0_04deg_modelv1_4_3_maxgain_20260401.tif"
+    assert map_filename("net_flux_4km", cfg, naming="fluxgraph") == "net_flux_4km.tif"
+    for bad in (30.5, "50", 101, True):
+        with pytest.raises(ConfigError, match="tcd_threshold"):
+            tcd_threshold({"tcd_threshold": bad})
+
+
+def test_layers_command_lists_the_4km_maps():
+    from typer.testing import CliRunner
+
+    from fluxgraph.cli import app
+
+    res = CliRunner().invoke(app, ["layers"])
+    assert res.exit_code == 0
+    assert "gross_removals_AGCO2_BGCO2_Mt_per_year_all_forest_types__tcd30_0_04deg_modelv1_4_3_std_" in res.output
+    assert "00N_000E_net_flux_Mg_CO2e_pixel_biomass_soil_forest_extent_2001_25.tif" in res.output
