@@ -80,7 +80,16 @@ class RunResult:
 
 
 def stage_targets(stages: str | Iterable[str], config: RunConfig) -> list[str]:
-    """Output layers of the named stages (``all`` = the standard chain)."""
+    """Layers a run writes: ``run.outputs`` when set (``key`` = ``outputs.key``), else the named stages' outputs.
+
+    ``all`` names the standard chain. With ``run.outputs`` the planner still computes every stage
+    those layers need, in memory, but writes only them.
+    """
+    wanted = config.data["run"].get("outputs") or []
+    if isinstance(wanted, str):
+        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
+    if wanted:
+        return _resolve_outputs(wanted, config)
     names = [s.strip() for s in (stages.split(",") if isinstance(stages, str) else stages) if s.strip()]
     registered = all_stages()
     if names == ["all"]:
@@ -88,6 +97,22 @@ def stage_targets(stages: str | Iterable[str], config: RunConfig) -> list[str]:
     out: list[str] = []
     for name in names:
         out.extend(get_stage(name).selected_outputs(config))
+    return list(dict.fromkeys(out))
+
+
+def _resolve_outputs(wanted: Iterable[str], config: RunConfig) -> list[str]:
+    """Expand ``key`` and check that each named layer is produced by a registered stage."""
+    made = {o for stage in all_stages().values() for o in stage.selected_outputs(config)}
+    out: list[str] = []
+    for name in wanted:
+        if name == "key":
+            out.extend(n for n in config.data["outputs"]["key"] if n in made)
+        elif name in made:
+            out.append(name)
+        else:
+            raise ConfigError(
+                f"output {name!r} is not a layer any stage produces; `fluxgraph stages` lists each stage's outputs"
+            )
     return list(dict.fromkeys(out))
 
 
@@ -268,7 +293,8 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
         for name, arr in arrays.items():
             if run_cfg["write_cog"]:
                 path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
-                tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs))
+                tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs,
+                                       **_cog_options(config)))
                 cogs.append(path)
             stats.setdefault(name, []).append(_summary_stats(arr, part.window))
         if annual_layers:
@@ -358,6 +384,13 @@ def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_op
     return report
 
 
+def _cog_options(config: RunConfig) -> dict[str, Any]:
+    """Compression keywords of :func:`fluxgraph.writers.write_cog` from ``[run]``."""
+    run_cfg = config.data["run"]
+    compress = str(run_cfg["cog_compress"]).lower()
+    return {"compress": "NONE" if compress == "none" else compress, "level": run_cfg.get("cog_level")}
+
+
 def _annual_layer_writes(tasks: list[Any], out: Path, part: Part, arrays: Mapping[str, xr.DataArray],
                          everything: Mapping[str, xr.DataArray], config: RunConfig, attrs: Mapping[str, str]
                          ) -> list[str]:
@@ -371,7 +404,8 @@ def _annual_layer_writes(tasks: list[Any], out: Path, part: Part, arrays: Mappin
             year = config.first_year + k - 1
             layer_k = arr.where(loss == k, np.float32(0)).astype(np.float32).rename(name)
             path = f"{out}/cog/annual/{name}/{year}/{part.tile}.tif"
-            tasks.append(write_cog(layer_k, part.window, path, tags={**attrs, "loss_year": str(year)}))
+            tasks.append(write_cog(layer_k, part.window, path, tags={**attrs, "loss_year": str(year)},
+                                   **_cog_options(config)))
             paths.append(path)
     return paths
 
