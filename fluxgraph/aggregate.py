@@ -2,9 +2,9 @@
 
 Each map sums a forest-extent per-pixel layer over 160 × 160-pixel cells (float32 ``numpy.sum`` per cell,
 bit-identical to the original's), divides by the model years and by 10⁶ (Mg → Mt) and flips the sign of
-gross removals. Cells lie on the global 0.04° lattice, which tile edges and the default 4000-px chunks
-(25 cells) follow, so every chunk sums its own cells. Chunk sides that are not multiples of 160 px are
-regrouped into 4000-px chunks first.
+gross removals. Cells lie on the global 0.04° lattice, which tile edges follow, so a chunk whose sides are
+multiples of 160 px sums its own cells. Other chunk sides are regrouped first: to the least common multiple
+with 160 px when it divides a tile (400-px rows → 800), else to 4000 px (25 cells).
 
 Regions that are not aligned to 160 px: a cell partly inside the run is summed over the run's pixels only,
 the others counting as nodata (0) — the value the original gives when the pixels outside are nodata.
@@ -15,6 +15,7 @@ Units: Mt CO2 (removals) or Mt CO2e per year per 0.04° cell, annual mean over t
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import xarray as xr
 from fluxgraph.catalog import AGGREGATED, Layer
 from fluxgraph.config import RunConfig
 from fluxgraph.errors import ConfigError
-from fluxgraph.grid import PixelWindow
+from fluxgraph.grid import TILE_PX, PixelWindow
 from fluxgraph.kernels.derivatives import CELL_PX, annualise, cell_sums
 
 __all__ = ["MAPS", "AggregateMap", "CellWindow", "lazy_cells", "lazy_maps", "map_filename", "write_maps"]
@@ -36,7 +37,7 @@ __all__ = ["MAPS", "AggregateMap", "CellWindow", "lazy_cells", "lazy_maps", "map
 CELL_DEG = CELL_PX / 4000
 """Cell side in degrees (0.04)."""
 FALLBACK_CHUNK = 4000
-"""Chunk side (px) used for aggregation when the run's chunk side is not a multiple of 160."""
+"""Chunk side (px) used for aggregation when no multiple of the run's chunk side and 160 px divides a tile."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,15 @@ def _cell_chunks(start: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _cell_lattice(side: int) -> int:
+    """The chunk side used for aggregation: ``side`` if whole cells fit, else the least common multiple of
+    ``side`` and 160 px when it divides a tile (400 → 800), else :data:`FALLBACK_CHUNK`."""
+    if side % CELL_PX == 0:
+        return side
+    lcm = math.lcm(side, CELL_PX)
+    return lcm if TILE_PX % lcm == 0 else FALLBACK_CHUNK
+
+
 def lazy_cells(arr: xr.DataArray, window: PixelWindow, *, chunks: tuple[int, int], model_years: int,
                sign: int) -> da.Array:
     """Lazy annualised 0.04° cell values (float32, Mt per year) of a per-pixel layer covering ``window``.
@@ -132,7 +142,7 @@ def lazy_cells(arr: xr.DataArray, window: PixelWindow, *, chunks: tuple[int, int
     window : PixelWindow
         The pixels ``arr`` covers (one tile part).
     chunks : (int, int), keyword-only
-        The run's chunk shape; sides that are not multiples of 160 px are replaced by 4000 px.
+        The run's chunk shape; a side that is not a multiple of 160 px is regrouped (:func:`_cell_lattice`).
     model_years : int, keyword-only
         Years of the model period.
     sign : int, keyword-only
@@ -143,8 +153,7 @@ def lazy_cells(arr: xr.DataArray, window: PixelWindow, *, chunks: tuple[int, int
     dask.array.Array
         Shape ``CellWindow.of(window).shape``, one block per (regrouped) input chunk.
     """
-    lattice = (chunks[0] if chunks[0] % CELL_PX == 0 else FALLBACK_CHUNK,
-               chunks[1] if chunks[1] % CELL_PX == 0 else FALLBACK_CHUNK)
+    lattice = (_cell_lattice(chunks[0]), _cell_lattice(chunks[1]))
     data = arr.data.rechunk(window.chunks(lattice))
     out_chunks = (_cell_chunks(window.row0, data.chunks[0]), _cell_chunks(window.col0, data.chunks[1]))
     return da.map_blocks(_CellBlock(window, model_years, sign), data, chunks=out_chunks, dtype=np.float32,
@@ -206,7 +215,7 @@ def write_maps(
     dict of str to str
         Map name → path written. The raster covers the cells of all parts (EPSG:4326, 0.04°, nodata 0).
     """
-    from fluxgraph.writers import _write_cog_file
+    from fluxgraph.writers import cog_description
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -226,5 +235,22 @@ def write_maps(
                       "sign_convention": layer.sign, "source_layer": m.source,
                       "tcd_threshold": str(config.stage_params("create_derivative_outputs").get("tcd_threshold", 30))}
         path = str(folder / map_filename(m.name, config, naming=naming))
-        written[m.name] = _write_cog_file(mosaic, path, extent.transform, layer.nodata, True, layer_tags)
+        written[m.name] = _write_small_cog(mosaic, path, extent.transform, layer.nodata, cog_description(layer_tags))
     return written
+
+
+def _write_small_cog(values: np.ndarray, path: str, transform: tuple, nodata: float, description: str | None) -> str:
+    """Write an in-memory array as a deflate COG with GDAL's COG driver (overviews, provenance JSON description)."""
+    import rasterio
+    from affine import Affine
+
+    profile = {
+        "driver": "COG", "width": values.shape[1], "height": values.shape[0], "count": 1, "dtype": values.dtype,
+        "crs": "EPSG:4326", "transform": Affine(*transform), "nodata": nodata, "compress": "deflate",
+        "blocksize": 512, "overview_resampling": "nearest",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values, 1)
+        if description:
+            dst.update_tags(TIFFTAG_IMAGEDESCRIPTION=description)
+    return path

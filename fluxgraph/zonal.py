@@ -31,7 +31,7 @@ from fluxgraph.errors import ConfigError, InputLayerError, MissingLayerError
 from fluxgraph.grid import PX_PER_DEG, PixelWindow
 from fluxgraph.kernels.zonal import ZONAL_VALUES, zonal_sums
 
-__all__ = ["FLUX_LAYERS", "INPUT_LAYERS", "zonal_stats"]
+__all__ = ["FLUX_LAYERS", "INPUT_LAYERS", "ZONAL_CHUNK", "zonal_stats"]
 
 log = logging.getLogger("fluxgraph")
 
@@ -50,6 +50,9 @@ COLUMNS = {
     "net_flux": "net_flux_Mg_CO2e",
 }
 """Output column of each value of :data:`ZONAL_VALUES` (units in the name; fluxes over the model period)."""
+ZONAL_CHUNK = 4000
+"""Side (px) of the square chunks a zonal task reads, on the global lattice whatever the run's chunks were
+(a 4000-px square keeps a task's polygons local; the run's 400 × 40000 strips would span a whole tile)."""
 
 
 @dataclass(frozen=True)
@@ -273,8 +276,8 @@ def zonal_stats(
         raise ConfigError("give at least one canopy threshold (--tcd 30,50,75)")
     if out is not None and Path(out).suffix not in (".csv", ".parquet"):
         raise ConfigError(f"--out must end in .csv or .parquet, not {Path(out).name!r}")
-    config = _run_config(outputs)
-    ds = xr.open_zarr(store, consolidated=False, chunks=dict(zip(("lat", "lon"), config.chunks, strict=True)))
+    config = _run_config(outputs).with_overrides({"grid": {"chunks": [ZONAL_CHUNK, ZONAL_CHUNK]}})
+    ds = xr.open_zarr(store, consolidated=False, chunks=None)
     absent = [n for n in FLUX_LAYERS if n not in ds]
     if absent:
         raise MissingLayerError(
@@ -282,6 +285,8 @@ def zonal_stats(
             "--save-intermediates to a run that computes them)."
         )
     window = _store_window(ds)
+    rows, cols = window.chunks(config.chunks)
+    ds = ds.chunk({"lat": rows, "lon": cols})
     zone_set = _read_zones(zones, by)
     focus = _focus(zone_set, window, config)
     arrays = {n: ds[n] for n in FLUX_LAYERS} | _input_arrays(ds, window, config, inputs, focus=focus)
