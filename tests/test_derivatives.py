@@ -413,3 +413,40 @@ def test_layers_command_lists_the_4km_maps():
     assert res.exit_code == 0
     assert "gross_removals_AGCO2_BGCO2_Mt_per_year_all_forest_types__tcd30_0_04deg_modelv1_4_3_std_" in res.output
     assert "00N_000E_net_flux_Mg_CO2e_pixel_biomass_soil_forest_extent_2001_25.tif" in res.output
+
+
+# ---- the zonal kernel against a numpy reference -------------------------------------------------------------------
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    thresholds=st.lists(st.sampled_from([0, 30, 50, 75]), min_size=1, max_size=3, unique=True),
+)
+def test_zonal_kernel_matches_a_numpy_group_sum(seed, thresholds):
+    from fluxgraph.kernels.zonal import zonal_sums
+
+    rng = np.random.default_rng(seed)
+    shape, years = (9, 11), 5
+    zone = rng.integers(-1, 3, shape).astype(np.int32)
+    area = rng.uniform(500, 800, shape[0]).astype(np.float32)
+    loss = rng.integers(0, years + 3, shape).astype(np.uint8)  # includes codes beyond the model years
+    driver = rng.integers(0, 10, shape).astype(np.uint8)  # 8, 9: no driver
+    tcd = rng.integers(0, 101, shape).astype(np.uint8)
+    gain = rng.integers(0, 2, shape).astype(np.uint8)
+    mangrove = np.where(rng.random(shape) < 0.1, np.float32(40), np.float32(0))
+    plantation = (rng.random(shape) < 0.1).astype(np.uint8)
+    fluxes = [rng.gamma(1.0, 50.0, shape).astype(np.float32) * (rng.random(shape) < 0.7) for _ in range(6)]
+    got = zonal_sums(zone, area, loss, driver, tcd, gain, mangrove, plantation, *fluxes, n_zones=3,
+                     thresholds=thresholds, model_years=years)
+
+    want = np.zeros((3, len(thresholds), years + 2, 8, 7))
+    pa = np.broadcast_to(area[:, None], shape)
+    row = np.where(loss <= years, loss, years + 1)
+    drv = np.where((driver >= 1) & (driver <= 7), driver, 0)
+    for t, threshold in enumerate(thresholds):
+        forest, *_ = _spec_step1(fluxes[0], pa, tcd, gain, mangrove, plantation, threshold)
+        sel = forest & (zone >= 0)
+        values = [pa.astype(np.float64) / 10000] + [(f * pa / 10000).astype(np.float64) for f in fluxes]
+        for v, val in enumerate(values):
+            np.add.at(want[:, t, :, :, v], (zone[sel], row[sel], drv[sel]), val[sel])
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
