@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 
 DEMO_OUT = Path("fluxgraph-demo")
+ZONAL_ROWS_SHOWN = 40
 
 
 def _fail(exc: Exception) -> None:
@@ -218,8 +219,10 @@ def zonal(
         client = _client(cluster, _config(None, {}))
         table = zonal_stats(outputs=outputs, zones=zones, by=by, tcd=[t for t in tcd.split(",") if t.strip()],
                             inputs=inputs or None, out=out, client=client)
-        totals = table[table.loss_year == "all"]
-        typer.echo(totals.drop(columns=["loss_year", "driver_code", "driver"]).to_string(index=False))
+        totals = table[table.loss_year == "all"].drop(columns=["loss_year", "driver_code", "driver"])
+        typer.echo(totals.head(ZONAL_ROWS_SHOWN).to_string(index=False))
+        if len(totals) > ZONAL_ROWS_SHOWN:
+            typer.echo(f"... {len(totals) - ZONAL_ROWS_SHOWN} more zone x threshold totals (all rows with --out)")
         if out is not None:
             typer.echo(f"wrote {len(table)} rows to {out}")
     except FluxgraphError as exc:
