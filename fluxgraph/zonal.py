@@ -177,7 +177,55 @@ class _ChunkSums:
         loss, driver, tcd, gain, mangrove, plantation, *fluxes = blocks
         sums = zonal_sums(zone, row_area_f32(w.lat()), loss, driver, tcd, gain, mangrove, plantation, *fluxes,
                           n_zones=self.zones.size, thresholds=self.thresholds, model_years=self.model_years)
-        return self.zones, sums
+        return _sparse(sums, self.zones)
+
+
+def _sparse(sums: np.ndarray, zones: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-empty groups of a chunk's ``(zone, threshold, loss row, driver, value)`` sums.
+
+    Returns
+    -------
+    keys : ndarray of int64
+        Group keys ``zone × G + flat (threshold, loss row, driver) index``, G groups per zone, global zone
+        indices; a group is non-empty when it holds forest area.
+    values : ndarray of float64, shape (len(keys), 7)
+        The sums of :data:`ZONAL_VALUES` of each group.
+    """
+    per_zone = int(np.prod(sums.shape[1:-1]))
+    flat = sums.reshape(-1, sums.shape[-1])
+    nz = np.flatnonzero(flat[:, 0])
+    return zones[nz // per_zone].astype(np.int64) * per_zone + nz % per_zone, flat[nz]
+
+
+class _GroupSums:
+    """Float64 sums of sparse groups, added in the order they arrive and compacted now and then (client side)."""
+
+    COMPACT_ROWS = 1_000_000
+
+    def __init__(self) -> None:
+        self.keys: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self.pending = 0
+
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        self.keys.append(keys)
+        self.values.append(values)
+        self.pending += keys.size
+        if self.pending > self.COMPACT_ROWS:
+            self._compact()
+
+    def _compact(self) -> None:
+        keys = np.concatenate(self.keys) if self.keys else np.zeros(0, np.int64)
+        values = np.concatenate(self.values) if self.values else np.zeros((0, len(ZONAL_VALUES)))
+        unique, inverse = np.unique(keys, return_inverse=True)
+        acc = np.zeros((unique.size, values.shape[1]))
+        np.add.at(acc, inverse, values)  # in arrival order, pixel order within a chunk
+        self.keys, self.values, self.pending = [unique], [acc], unique.size
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted unique keys and their sums."""
+        self._compact()
+        return self.keys[0], self.values[0]
 
 
 def _chunk_tasks(arrays: Mapping[str, xr.DataArray], window: PixelWindow, zones: _Zones,
@@ -208,21 +256,31 @@ def _chunk_tasks(arrays: Mapping[str, xr.DataArray], window: PixelWindow, zones:
     return tasks
 
 
-def _table(totals: np.ndarray, zones: _Zones, thresholds: tuple[int, ...], config: RunConfig) -> pd.DataFrame:
+def _table(keys: np.ndarray, values: np.ndarray, zones: _Zones, thresholds: tuple[int, ...], config: RunConfig
+           ) -> pd.DataFrame:
     """Rows per zone × threshold: a total row (loss year and driver ``all``), then every non-empty group."""
     from fluxgraph.stages.gross_emissions import DRIVER_NAMES
 
-    years = ["none", *(str(config.first_year + k) for k in range(config.model_years)), "invalid"]
-    by = zones.names.name
-    rows = []
-    for z, name in enumerate(zones.names):
-        for t, threshold in enumerate(thresholds):
-            block = totals[z, t]
-            rows.append((name, threshold, "all", -1, "all", *block.sum(axis=(0, 1))))
-            for r, d in zip(*np.nonzero(block[..., 0]), strict=True):
-                rows.append((name, threshold, years[r], int(d), DRIVER_NAMES[d], *block[r, d]))
-    cols = [by, "tcd_threshold", "loss_year", "driver_code", "driver", *(COLUMNS[v] for v in ZONAL_VALUES)]
-    return pd.DataFrame(rows, columns=cols)
+    years = np.array(["none", *(str(config.first_year + k) for k in range(config.model_years)), "invalid"])
+    n_t, n_rows = len(thresholds), config.model_years + 2
+    per_zone = n_t * n_rows * 8
+    zone, rest = np.divmod(keys, per_zone)
+    t, rest = np.divmod(rest, n_rows * 8)
+    row, drv = np.divmod(rest, 8)
+    totals = np.zeros((len(zones.names) * n_t, values.shape[1]))
+    np.add.at(totals, zone * n_t + t, values)
+    all_z, all_t = np.divmod(np.arange(len(zones.names) * n_t), n_t)
+    th = np.asarray(thresholds)
+    names = np.asarray(zones.names, dtype=object)
+    value_cols = [COLUMNS[v] for v in ZONAL_VALUES]
+    head = pd.DataFrame({zones.names.name: names[all_z], "tcd_threshold": th[all_t], "loss_year": "all",
+                         "driver_code": -1, "driver": "all"}) \
+        .assign(**dict(zip(value_cols, totals.T, strict=True)), _z=all_z, _t=all_t, _o=0)
+    body = pd.DataFrame({zones.names.name: names[zone], "tcd_threshold": th[t], "loss_year": years[row],
+                         "driver_code": drv, "driver": np.asarray(DRIVER_NAMES, dtype=object)[drv]}) \
+        .assign(**dict(zip(value_cols, values.T, strict=True)), _z=zone, _t=t, _o=1)
+    table = pd.concat([head, body], ignore_index=True).sort_values(["_z", "_t", "_o"], kind="stable")
+    return table.drop(columns=["_z", "_t", "_o"]).reset_index(drop=True)
 
 
 def zonal_stats(
@@ -293,10 +351,10 @@ def zonal_stats(
     tasks = _chunk_tasks(arrays, window, zone_set, thresholds, config.model_years)
     log.info("zonal statistics: %d zones, %d chunk tasks, thresholds %s", len(zone_set.names), len(tasks),
              thresholds)
-    totals = np.zeros((len(zone_set.names), len(thresholds), config.model_years + 2, 8, len(ZONAL_VALUES)))
-    for present, sums in _gather(tasks, client):
-        totals[present] += sums
-    table = _table(totals, zone_set, thresholds, config)
+    groups = _GroupSums()
+    for keys, values in _gather(tasks, client):
+        groups.add(keys, values)
+    table = _table(*groups.result(), zone_set, thresholds, config)
     if out is not None:
         _write_table(table, Path(out))
     return table
@@ -313,15 +371,14 @@ def _threshold(value: Any) -> int:
 
 
 def _gather(tasks: list[Any], client: Any) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    """Chunk results as they finish (distributed) or all at once (local scheduler)."""
+    """Chunk results in chunk order (so sums do not depend on which task finishes first), each released
+    once read (distributed), or all at once (local scheduler)."""
     import dask
 
     if client is None:
         yield from dask.compute(*tasks)
         return
-    from distributed import as_completed
-
-    for future in as_completed(client.compute(tasks)):
+    for future in client.compute(tasks):
         yield future.result()
         future.release()
 
