@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -280,31 +281,41 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
 
     run_cfg = config.data["run"]
     attrs = _provenance(config, mosaic)
-    zarr_path = None
+    # Zarr first (every layer computed once, chunk by chunk), then each COG from its own Zarr variable:
+    # dask renames the whole upstream graph of a collection handed to a delayed call (ProhibitReuse),
+    # so COGs written straight from the stage graph each recomputed every stage (measured 7x the reads).
+    zarr_path = f"{out}/fluxgraph.zarr" if run_cfg["write_zarr"] else f"{out}/.scratch.zarr"
+    store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=attrs)
     tasks: list[Any] = []
-    cogs: list[str] = []
     stats: dict[str, list[Any]] = {}
-    if run_cfg["write_zarr"]:
-        zarr_path = f"{out}/fluxgraph.zarr"
-        store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=attrs)
     for part, arrays in built:
-        if run_cfg["write_zarr"]:
-            tasks.append(write_zarr_region(zarr_path, arrays, part.window, store_window))
+        tasks.append(write_zarr_region(zarr_path, arrays, part.window, store_window))
         for name, arr in arrays.items():
-            if run_cfg["write_cog"]:
-                path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
-                tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs,
-                                       **_cog_options(config)))
-                cogs.append(path)
             stats.setdefault(name, []).append(_summary_stats(arr, part.window))
-        if annual_layers:
-            cogs += _annual_layer_writes(tasks, out, part, arrays, everything[part], config, attrs)
 
     maps_lazy = [(part.window, lazy_maps(everything[part], part.window, config)) for part, _ in built]
     n_px = sum(p.window.size for p, _ in built)
     log.info("computing %d layers over %d tile part(s), %.1f Mpixel", len(written_names), len(built), n_px / 1e6)
     _, computed_stats, tables, maps = _compute((tasks, stats, [lazy for _, _, lazy in summaries], maps_lazy),
                                                client=client, progress=progress)
+    cogs: list[str] = []
+    if run_cfg["write_cog"] or annual_layers:
+        cog_tasks: list[Any] = []
+        for part, arrays in built:
+            stored = {name: _stored(zarr_path, name, part.window, store_window, config.chunks) for name in arrays}
+            if run_cfg["write_cog"]:
+                for name, arr in stored.items():
+                    path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
+                    cog_tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"],
+                                               tags=attrs, **_cog_options(config)))
+                    cogs.append(path)
+            if annual_layers:
+                cogs += _annual_layer_writes(cog_tasks, out, part, stored, everything[part], config, attrs)
+        log.info("writing %d COG(s) from the Zarr store", len(cogs))
+        _compute(cog_tasks, client=client, progress=progress)
+    if not run_cfg["write_zarr"]:
+        shutil.rmtree(zarr_path, ignore_errors=True)
+        zarr_path = None
     summary = {name: _combine(parts) for name, parts in computed_stats.items()}
     if any(cells for _, cells in maps):
         written_maps = write_maps(out / "cog" / "0_04deg", maps, config=config, naming=naming, tags=attrs)
@@ -382,6 +393,16 @@ def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_op
     (out / "dry_run.json").write_text(json.dumps(report.to_json(), indent=2))
     log.info("dry run: %s", report.to_json())
     return report
+
+
+def _stored(store: str, name: str, part: PixelWindow, store_window: PixelWindow,
+            chunks: tuple[int, int]) -> xr.DataArray:
+    """One layer of one part, read back lazily from the run's Zarr store on the part's chunk lattice."""
+    rows, cols = part.relative_to(store_window)
+    var = xr.open_zarr(store, consolidated=False, chunks=None)[name]
+    var = var.isel(lat=rows, lon=cols).drop_vars("spatial_ref", errors="ignore")
+    row_chunks, col_chunks = part.chunks(chunks)
+    return var.chunk({"lat": row_chunks, "lon": col_chunks}).rename(name)
 
 
 def _cog_options(config: RunConfig) -> dict[str, Any]:
