@@ -4,6 +4,7 @@ Public API (imported lazily so that ``import fluxgraph`` stays cheap)::
 
     fluxgraph.open_mosaic(inputs, tiles=..., bbox=...)   # lazy input Dataset
     fluxgraph.run(inputs, out=..., tiles=..., stages=...) # plan, compute, write
+    fluxgraph.zonal_stats(outputs=..., zones=..., by=...)  # per-polygon totals of a run's outputs
     fluxgraph.load_config(path)                           # run configuration
     fluxgraph.TileId, fluxgraph.PixelWindow               # grid value types
 """
@@ -24,6 +25,7 @@ _LAZY = {
     "TileId": "fluxgraph.grid",
     "PixelWindow": "fluxgraph.grid",
     "FluxgraphError": "fluxgraph.errors",
+    "zonal_stats": "fluxgraph.zonal",
 }
 
 __all__ = ["__version__", *_LAZY]

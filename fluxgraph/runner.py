@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 import fluxgraph
+from fluxgraph.aggregate import lazy_maps, write_maps
 from fluxgraph.catalog import get_layer
 from fluxgraph.config import RunConfig, load_config
 from fluxgraph.errors import ConfigError, MissingLayerError
@@ -133,7 +134,7 @@ def _summary_stats(arr: xr.DataArray, window: PixelWindow) -> dict[str, Any]:
         return block_stats(block, row_area[:, 0])[None, None, :]
 
     parts = da.map_blocks(per_block, data, area_da[:, None], new_axis=2, dtype=np.float64,
-                          chunks=((1,) * len(data.chunks[0]), (1,) * len(data.chunks[1]), (4,)))
+                          chunks=((1,) * len(data.chunks[0]), (1,) * len(data.chunks[1]), (5,)))
     stats: dict[str, Any] = {
         "pixels": data.size,
         "nonzero": parts[..., 0].sum(),
@@ -143,6 +144,8 @@ def _summary_stats(arr: xr.DataArray, window: PixelWindow) -> dict[str, Any]:
     units = get_layer(str(arr.name)).units
     if units.startswith(("Mg CO2e/ha", "Mg CO2/ha")):
         stats["total_Mt"] = parts[..., 3].sum() / 1e4 / 1e6
+    elif units.startswith(("Mg CO2e/pixel", "Mg CO2/pixel")):
+        stats["total_Mt"] = parts[..., 4].sum() / 1e6
     return stats
 
 
@@ -303,10 +306,11 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
         for name, arr in arrays.items():
             stats.setdefault(name, []).append(_summary_stats(arr, part.window))
 
+    maps_lazy = [(part.window, lazy_maps(everything[part], part.window, config)) for part, _ in built]
     n_px = sum(p.window.size for p, _ in built)
     log.info("computing %d layers over %d tile part(s), %.1f Mpixel", len(written_names), len(built), n_px / 1e6)
-    _, computed_stats, tables = _compute((tasks, stats, [lazy for _, _, lazy in summaries]),
-                                         client=client, progress=progress)
+    _, computed_stats, tables, maps = _compute((tasks, stats, [lazy for _, _, lazy in summaries], maps_lazy),
+                                               client=client, progress=progress)
     cogs: list[str] = []
     if run_cfg["write_cog"] or annual_layers:
         cog_tasks: list[Any] = []
@@ -326,6 +330,12 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
         shutil.rmtree(zarr_path, ignore_errors=True)
         zarr_path = None
     summary = {name: _combine(parts) for name, parts in computed_stats.items()}
+    if any(cells for _, cells in maps):
+        written_maps = write_maps(out / "cog" / "0_04deg", maps, config=config, naming=naming, tags=attrs)
+        cogs += list(written_maps.values())
+        summary |= {name: {"total_Mt_per_year": float(sum(np.sum(cells[name], dtype=np.float64)
+                                                          for _, cells in maps if name in cells))}
+                    for name in written_maps}
     _write_tables(out, [(part, spec, values) for (part, spec, _), values in zip(summaries, tables, strict=True)],
                   config)
     result = RunResult(out, zarr_path, cogs, written_names, [p for p, _ in built], skipped,

@@ -3,7 +3,7 @@
 Public API
 ----------
 block_stats
-    Non-zero count, minimum, maximum and the area-weighted sum of one 2-D block.
+    Non-zero count, minimum, maximum, area-weighted sum and sum of one 2-D block.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ __all__ = ["block_stats"]
 
 @njit(cache=True, nogil=True)
 def _block_stats(block, row_area_m2):  # pragma: no cover - compiled
-    out = np.zeros(4, dtype=np.float64)
+    out = np.zeros(5, dtype=np.float64)
     lo = np.inf
     hi = -np.inf
     nonzero = 0.0
     total = 0.0
+    plain = 0.0
     for i in range(block.shape[0]):
         row = 0.0
         for j in range(block.shape[1]):
@@ -33,10 +34,12 @@ def _block_stats(block, row_area_m2):  # pragma: no cover - compiled
             if v > hi:
                 hi = v
         total += row * row_area_m2[i]
+        plain += row
     out[0] = nonzero
     out[1] = lo
     out[2] = hi
     out[3] = total
+    out[4] = plain
     return out
 
 
@@ -54,8 +57,8 @@ def block_stats(block: np.ndarray, row_area_m2: np.ndarray) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        float64 ``[non-zero count, minimum, maximum, sum of value × pixel area (m²)]``; an empty block
-        gives ``[0, inf, -inf, 0]``.
+        float64 ``[non-zero count, minimum, maximum, sum of value × pixel area (m²), sum of values]``;
+        an empty block gives ``[0, inf, -inf, 0, 0]``.
     """
     if block.ndim != 2 or row_area_m2.shape != (block.shape[0],):
         raise ValueError(f"block {block.shape} and row areas {row_area_m2.shape} do not match")

@@ -22,12 +22,13 @@ def test_block_stats_equal_numpy(block, area):
     assert got[0] == np.count_nonzero(block)
     assert got[1] == b64.min() and got[2] == b64.max()
     assert got[3] == pytest.approx((b64 * rows[:, None]).sum(), rel=1e-12, abs=1e-9)
+    assert got[4] == pytest.approx(b64.sum(), rel=1e-12, abs=1e-9)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "uint16", "float32"])
 def test_block_stats_of_integer_and_float_layers(dtype):
     block = np.array([[0, 3], [2, 0]], dtype=dtype)
-    np.testing.assert_array_equal(block_stats(block, np.array([10.0, 20.0])), [2, 0, 3, 3 * 10 + 2 * 20])
+    np.testing.assert_array_equal(block_stats(block, np.array([10.0, 20.0])), [2, 0, 3, 3 * 10 + 2 * 20, 5])
 
 
 def test_block_stats_refuses_mismatched_rows():
