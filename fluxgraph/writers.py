@@ -24,7 +24,8 @@ from dask.delayed import Delayed
 from fluxgraph.catalog import get_layer
 from fluxgraph.errors import ConfigError
 from fluxgraph.grid import PixelWindow, TileId
-from fluxgraph.mosaic import layer_attrs, with_crs
+from fluxgraph.mosaic import with_crs
+from fluxgraph.provenance import as_tags, layer_metadata
 
 __all__ = ["cog_path", "create_zarr_store", "write_cog", "write_zarr_region"]
 
@@ -67,7 +68,7 @@ def create_zarr_store(
     for name in names:
         layer = get_layer(name)
         lazy = da.zeros(full.shape, dtype=layer.np_dtype, chunks=chunks)
-        data_vars[name] = xr.DataArray(lazy, dims=("lat", "lon"), attrs=layer_attrs(layer))
+        data_vars[name] = xr.DataArray(lazy, dims=("lat", "lon"), attrs=layer_metadata(layer))
         encoding[name] = {"chunks": zchunks, "fill_value": np.array(layer.nodata, dtype=layer.np_dtype).item()}
     ds = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
     ds = with_crs(ds)
@@ -130,8 +131,12 @@ SINGLE_TASK_COG_MAX_PX = 64_000_000
 
 
 def _write_cog_file(block: np.ndarray, path: str, transform: tuple, nodata: float, overviews: bool,
-                    tags: Mapping[str, str]) -> str:
-    """Write one array as a COG with GDAL's COG driver (deflate, 512-px tiles, nearest overviews)."""
+                    tags: Mapping[str, str], band: Mapping[str, str]) -> str:
+    """Write one array as a COG with GDAL's COG driver (deflate, 512-px tiles, nearest overviews).
+
+    ``tags`` go to the dataset's metadata, ``band`` to band 1's (``units`` also as its unit type,
+    ``long_name`` as its description).
+    """
     import rasterio
 
     profile = {
@@ -142,8 +147,44 @@ def _write_cog_file(block: np.ndarray, path: str, transform: tuple, nodata: floa
     }
     with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(path, "w", **profile) as dst:
         dst.write(block, 1)
-        if tags:
-            dst.update_tags(**tags)
+        dst.update_tags(**tags)
+        dst.update_tags(1, **band)
+        if "units" in band:
+            dst.set_band_unit(1, band["units"])
+        if "long_name" in band:
+            dst.set_band_description(1, band["long_name"])
+    return path
+
+
+def _gdal_metadata_xml(tags: Mapping[str, str], band: Mapping[str, str]) -> str:
+    """The GDAL_METADATA TIFF tag (XML) holding dataset ``tags`` and band-1 ``band`` items."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("GDALMetadata")
+    for key, value in tags.items():
+        ET.SubElement(root, "Item", name=key).text = value
+    for key, value in band.items():
+        ET.SubElement(root, "Item", name=key, sample="0").text = value
+    if "units" in band:
+        ET.SubElement(root, "Item", name="UNITTYPE", sample="0", role="unittype").text = band["units"]
+    if "long_name" in band:
+        ET.SubElement(root, "Item", name="DESCRIPTION", sample="0", role="description").text = band["long_name"]
+    return ET.tostring(root, encoding="unicode")
+
+
+def _tag_cog_file(written: Any, path: str, tags: Mapping[str, str], band: Mapping[str, str]) -> str:
+    """Set the metadata of a COG streamed by odc-geo, in place.
+
+    Only the GDAL_METADATA tag's value is rewritten (tifffile appends a longer value at the end of
+    the file); the IFDs and tiles keep their COG layout, which GDAL's own update mode would not.
+    """
+    import tifffile
+
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tag = tif.pages.first.tags.get(42112)
+        if tag is None:
+            raise ConfigError(f"{path}: no GDAL_METADATA tag to hold the provenance (written by odc-geo?)")
+        tag.overwrite(_gdal_metadata_xml(tags, band))
     return path
 
 
@@ -153,18 +194,26 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
 
     The transform is set exactly from the pixel window (not re-derived from float
     coordinates) and nodata from the catalog. Parts of up to
-    :data:`SINGLE_TASK_COG_MAX_PX` pixels are written in one task by GDAL's COG driver
-    (with ``tags`` in the header); larger parts are streamed tile by tile with odc-geo.
+    :data:`SINGLE_TASK_COG_MAX_PX` pixels are written in one task by GDAL's COG driver;
+    larger parts are streamed tile by tile with odc-geo, then their metadata is set.
+    Either way the file carries ``tags`` (provenance, :func:`fluxgraph.provenance.as_tags`),
+    the layer's metadata (``layer``, ``units``, ``nodata``, ``sign_convention``, ``stage``,
+    ``long_name``) and ``tile``, in the dataset's tags, and the layer's metadata again on band 1
+    (with its unit type and description).
     """
     import dask
 
-    if path.startswith(("/", ".")) or "://" not in path:
+    local = not str(path).startswith(("s3://", "gs://", "az://"))
+    if local:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     layer = get_layer(str(arr.name))
+    band = as_tags(layer_metadata(layer))
+    tiles = part.tiles()
+    all_tags = {**dict(tags or {}), **band, **({"tile": str(tiles[0])} if len(tiles) == 1 else {})}
     if part.size <= SINGLE_TASK_COG_MAX_PX:
         block = arr.data.rechunk(-1).to_delayed().ravel()[0]
         return dask.delayed(_write_cog_file, pure=True)(block, path, part.transform, layer.nodata, overviews,
-                                                         dict(tags or {}))
+                                                         all_tags, band)
     from odc.geo.cog import save_cog_with_dask
 
     a = with_crs(arr.drop_vars("spatial_ref", errors="ignore"))
@@ -173,5 +222,9 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
     block_sizes = [512, 256] if overviews else [512]
     # stats=False: odc-geo's masked-array statistics fail to move between worker processes and stall
     # the run (seen with distributed 2026.8); GDAL statistics are not needed in the COGs
-    return save_cog_with_dask(a, path, compression="deflate", blocksize=block_sizes, overview_resampling="nearest",
-                              stats=False)
+    a.attrs["long_name"] = layer.description  # odc-geo then reserves the GDAL_METADATA tag
+    written = save_cog_with_dask(a, path, compression="deflate", blocksize=block_sizes,
+                                 overview_resampling="nearest", stats=False)
+    if not local:
+        return written
+    return dask.delayed(_tag_cog_file, pure=True)(written, path, all_tags, band)
