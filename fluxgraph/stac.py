@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fluxgraph.errors import FluxgraphError, StacValidationError
+from fluxgraph.errors import StacValidationError
 from fluxgraph.provenance import parse_tags
 
 __all__ = ["build_catalog", "read_cog_info", "validate_catalog", "write_catalog"]
@@ -145,7 +145,7 @@ def build_catalog(out: str | Path, *, cogs: Iterable[str | Path] | None = None) 
     out = Path(out)
     paths = sorted(Path(p) for p in cogs) if cogs is not None else sorted((out / "cog").rglob("*.tif"))
     if not paths:
-        raise FluxgraphError(f"no COGs below {out / 'cog'}: is {out} the output folder of a fluxgraph run?")
+        raise StacValidationError(f"no COGs below {out / 'cog'}: is {out} the output folder of a fluxgraph run?")
     by_tile: dict[str, list[dict[str, Any]]] = {}
     for path in paths:
         info = read_cog_info(path)

@@ -156,19 +156,24 @@ def _write_cog_file(block: np.ndarray, path: str, transform: tuple, nodata: floa
     return path
 
 
+def _gdal_escape(value: str) -> str:
+    """GDAL escapes item values once before serialising its metadata XML (so twice in the file) and
+    unescapes them twice on reading; values written here must follow suit."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
 def _gdal_metadata_xml(tags: Mapping[str, str], band: Mapping[str, str]) -> str:
     """The GDAL_METADATA TIFF tag (XML) holding dataset ``tags`` and band-1 ``band`` items."""
     import xml.etree.ElementTree as ET
 
     root = ET.Element("GDALMetadata")
-    for key, value in tags.items():
-        ET.SubElement(root, "Item", name=key).text = value
-    for key, value in band.items():
-        ET.SubElement(root, "Item", name=key, sample="0").text = value
+    items = [({"name": k}, v) for k, v in tags.items()] + [({"name": k, "sample": "0"}, v) for k, v in band.items()]
     if "units" in band:
-        ET.SubElement(root, "Item", name="UNITTYPE", sample="0", role="unittype").text = band["units"]
+        items.append(({"name": "UNITTYPE", "sample": "0", "role": "unittype"}, band["units"]))
     if "long_name" in band:
-        ET.SubElement(root, "Item", name="DESCRIPTION", sample="0", role="description").text = band["long_name"]
+        items.append(({"name": "DESCRIPTION", "sample": "0", "role": "description"}, band["long_name"]))
+    for attrib, value in items:
+        ET.SubElement(root, "Item", attrib).text = _gdal_escape(value)
     return ET.tostring(root, encoding="unicode")
 
 
