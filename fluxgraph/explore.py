@@ -19,7 +19,7 @@ from fluxgraph.catalog import get_layer
 from fluxgraph.config import RunConfig, load_config
 from fluxgraph.errors import ConfigError
 from fluxgraph.graph import build, plan
-from fluxgraph.grid import RES, pixel_area_m2
+from fluxgraph.grid import PX_PER_DEG, RES, pixel_area_m2
 from fluxgraph.mosaic import Mosaic, Region, with_crs
 from fluxgraph.sources import Source
 
@@ -131,8 +131,10 @@ def stage_outputs(
 def pixel_area_ha(obj: xr.DataArray | xr.Dataset) -> xr.DataArray:
     """Area of the pixels of each row of ``obj`` (ha, float64, along ``lat``), on the WGS84 ellipsoid.
 
+    ``obj`` must lie on the 0.00025° global grid (its ``lat`` are pixel centres).
+
     Multiply a per-hectare layer by it to get per-pixel values (e.g. Mg CO2e/ha → Mg CO2e).
     """
-    lat = obj["lat"].values
-    return xr.DataArray(pixel_area_m2(lat + RES / 2) / 1e4, dims=("lat",), coords={"lat": obj["lat"]},
+    rows = np.rint((90.0 - obj["lat"].values) * PX_PER_DEG - 0.5)  # global row of each pixel centre
+    return xr.DataArray(pixel_area_m2(90.0 - rows / PX_PER_DEG) / 1e4, dims=("lat",), coords={"lat": obj["lat"]},
                         name="pixel_area", attrs={"units": "ha"})

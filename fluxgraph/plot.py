@@ -95,14 +95,18 @@ def _run_meta(outputs: Path) -> dict[str, Any]:
 def _from_cog(path: Path, bounds: tuple[float, ...] | None, max_pixels: int) -> tuple[Any, ...]:
     import rasterio
     from rasterio.enums import Resampling
+    from rasterio.errors import WindowError
     from rasterio.windows import Window, from_bounds
 
     with rasterio.open(path) as src:
         full = Window(0, 0, src.width, src.height)
-        win = full if bounds is None else from_bounds(*bounds, transform=src.transform).intersection(full)
+        try:
+            win = full if bounds is None else from_bounds(*bounds, transform=src.transform).intersection(full)
+        except WindowError:
+            win = Window(0, 0, 0, 0)
         win = win.round_offsets().round_lengths()
         if win.width < 1 or win.height < 1:
-            raise ConfigError(f"the region does not overlap {path} (bounds {tuple(src.bounds)})")
+            raise ConfigError(f"the region {bounds} does not overlap {path} (bounds {tuple(src.bounds)})")
         factor = max(1, math.ceil(max(win.width, win.height) / max_pixels))
         shape = (max(1, round(win.height / factor)), max(1, round(win.width / factor)))
         data = src.read(1, window=win, out_shape=shape, resampling=Resampling.nearest, masked=True)
@@ -251,7 +255,7 @@ def _colormap(m: MapData) -> tuple[Any, Any]:
     signed = "negative" in sign or (not sign and lo < 0 < hi)
     if signed:
         span = max(abs(lo), abs(hi)) or 1.0
-        cmap = matplotlib.colormaps["RdBu_r"].copy()
+        cmap = matplotlib.colormaps["RdBu_r"]
         norm: Any = TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span)
     else:
         lo = min(lo, 0.0) if vals.size and vals.min() >= 0 else lo
@@ -259,10 +263,9 @@ def _colormap(m: MapData) -> tuple[Any, Any]:
         name = m.layer.lower()
         base = "OrRd" if "emis" in name else "YlGn" if ("removal" in name or "gain" in name) else "viridis"
         ramp = matplotlib.colormaps[base]
-        cmap = ListedColormap(ramp(np.linspace(0.25, 1.0, 256)), name=base) if base != "viridis" else ramp.copy()
+        cmap = ListedColormap(ramp(np.linspace(0.25, 1.0, 256)), name=base) if base != "viridis" else ramp
         norm = Normalize(vmin=lo, vmax=hi)
-    cmap.set_bad(alpha=0.0)
-    return cmap, norm
+    return cmap.with_extremes(bad=(0.0, 0.0, 0.0, 0.0)), norm
 
 
 def render(m: MapData, out: str | Path, *, dpi: int = 150) -> Path:

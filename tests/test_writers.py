@@ -39,8 +39,8 @@ def test_cog_is_valid_with_exact_transform(tmp_path, monkeypatch, single_task):
         assert src.nodata == 0 and src.dtypes[0] == "float32"
         assert src.compression.name == "deflate" and src.overviews(1)
         np.testing.assert_array_equal(src.read(1), values)
-        if single_task:
-            assert src.tags()["model_version"] == "1.4.3"
+        assert src.tags()["model_version"] == "1.4.3" and src.tags()["layer"] == "net_flux"
+        assert src.tags()["tile"] == "10S_040E" and src.units[0] == "Mg CO2e/ha over the model period"
 
 
 def test_zarr_round_trip_with_attributes_and_empty_chunks(tmp_path):
