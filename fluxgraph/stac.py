@@ -11,7 +11,7 @@ so the output folder can be moved or copied to a bucket as a whole.
 :func:`validate_catalog` validates without the network: STAC core objects against the JSON
 schemas that pystac ships, the projection and raster fields against fluxgraph's own schemas of
 those extensions (``fluxgraph/data/stac``), and the ``fluxgraph:*`` fields against
-``fluxgraph-item.json``. See docs/stac.md for why.
+``fluxgraph-item.json``. See docs/outputs.md for why.
 """
 
 from __future__ import annotations
