@@ -20,8 +20,9 @@ __all__ = ["plot", "stac"]
 
 
 def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+    from fluxgraph.cli import _fail as fail
+
+    fail(exc)
 
 
 def stac(

@@ -67,7 +67,7 @@ def stage_outputs_by_tile(
     from fluxgraph.runner import stage_targets
 
     config = config or load_config()
-    if isinstance(inputs, str | Path | Source):
+    if not isinstance(inputs, list | tuple):  # one location (str, Path or a Source object)
         inputs = [inputs]
     targets = stage_targets(stages, config)
     mosaic = Mosaic(list(inputs), Region.parse(tiles=tiles, bbox=bbox), config=config,

@@ -225,7 +225,8 @@ def load_map(
     else:
         store = _zarr_with(outputs, layer)
         if store is None:
-            known = sorted({p.parent.name for s in outputs.glob("*.zarr") for p in s.glob("*/zarr.json")})
+            known = sorted({p.parent.name for s in outputs.glob("*.zarr") for p in s.glob("*/zarr.json")
+                            if len(json.loads(p.read_text()).get("shape", ())) == 2})
             raise UnknownLayerError(f"no layer {layer!r} in the Zarr stores or COGs of {outputs}; "
                                     f"layers there: {', '.join(known) or '(none)'}")
         if bounds is None:
