@@ -268,7 +268,8 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
         for name, arr in arrays.items():
             if run_cfg["write_cog"]:
                 path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
-                tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs))
+                tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs,
+                                       **_cog_options(config)))
                 cogs.append(path)
             stats.setdefault(name, []).append(_summary_stats(arr, part.window))
         if annual_layers:
@@ -355,6 +356,13 @@ def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_op
     return report
 
 
+def _cog_options(config: RunConfig) -> dict[str, Any]:
+    """Compression keywords of :func:`fluxgraph.writers.write_cog` from ``[run]``."""
+    run_cfg = config.data["run"]
+    compress = str(run_cfg["cog_compress"]).lower()
+    return {"compress": "NONE" if compress == "none" else compress, "level": run_cfg.get("cog_level")}
+
+
 def _annual_layer_writes(tasks: list[Any], out: Path, part: Part, arrays: Mapping[str, xr.DataArray],
                          everything: Mapping[str, xr.DataArray], config: RunConfig, attrs: Mapping[str, str]
                          ) -> list[str]:
@@ -368,7 +376,8 @@ def _annual_layer_writes(tasks: list[Any], out: Path, part: Part, arrays: Mappin
             year = config.first_year + k - 1
             layer_k = arr.where(loss == k, np.float32(0)).astype(np.float32).rename(name)
             path = f"{out}/cog/annual/{name}/{year}/{part.tile}.tif"
-            tasks.append(write_cog(layer_k, part.window, path, tags={**attrs, "loss_year": str(year)}))
+            tasks.append(write_cog(layer_k, part.window, path, tags={**attrs, "loss_year": str(year)},
+                                   **_cog_options(config)))
             paths.append(path)
     return paths
 
