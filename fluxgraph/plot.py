@@ -2,7 +2,7 @@
 
 :func:`load_map` reads a layer over a region at no more than ``max_pixels`` per side: from the
 tile's COG through its overviews when the region lies in one tile and the COG exists (a whole
-30 m tile reads in well under a second), otherwise from any 2-D variable of the run's Zarr
+40 000-px tile: 1-4 s, see bench/README.md), otherwise from any 2-D variable of the run's Zarr
 stores (30 m or coarser, e.g. 4 km layers), averaging blocks of valid pixels with
 ``xarray.coarsen``. :func:`render` draws it with matplotlib's Agg backend: a diverging colormap
 centred on zero for signed layers (net flux), sequential ones for emissions and removals, nodata
@@ -82,14 +82,18 @@ def _run_meta(outputs: Path) -> dict[str, Any]:
     """Model version and years of a run: from its Zarr store's attributes, else its config.toml."""
     import tomllib
 
-    meta: dict[str, Any] = {}
+    store = outputs / "fluxgraph.zarr" / "zarr.json"
+    if store.is_file():
+        attrs = json.loads(store.read_text()).get("attributes", {})
+        if "model_version" in attrs and "model_years" in attrs:
+            return {"model_version": str(attrs["model_version"]), "model_years": str(attrs["model_years"])}
     cfg = outputs / "config.toml"
     if cfg.is_file():
         model = tomllib.loads(cfg.read_text()).get("model", {})
         if model:
             first, n = int(model["first_year"]), int(model["model_years"])
-            meta = {"model_version": str(model["version"]), "model_years": f"{first}-{first + n - 1}"}
-    return meta
+            return {"model_version": str(model["version"]), "model_years": f"{first}-{first + n - 1}"}
+    return {}
 
 
 def _from_cog(path: Path, bounds: tuple[float, ...] | None, max_pixels: int) -> tuple[Any, ...]:
