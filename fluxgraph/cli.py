@@ -102,6 +102,9 @@ def run(
     bbox: Annotated[str | None, typer.Option(help="Region W,S,E,N in degrees")] = None,
     stages: Annotated[str, typer.Option(help="Stages to run (comma-separated) or 'all'")] = "all",
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Run configuration TOML")] = None,
+    outputs: Annotated[
+        str | None, typer.Option(help="Write only these layers (comma list) or 'key'; upstream stages run in memory")
+    ] = None,
     naming: Annotated[str, typer.Option(help="COG names: fluxgraph or gfw (the original's names)")] = "fluxgraph",
     save_intermediates: Annotated[
         bool, typer.Option("--save-intermediates", help="Write every computed layer")
@@ -137,7 +140,8 @@ def run(
         if carbon_pool_extent:
             stage_overrides["carbon_pools"] = {"extent": carbon_pool_extent}
         cfg = _config(config, {
-            "run": {"missing_required": "skip"} if skip_missing else {},
+            "run": ({"missing_required": "skip"} if skip_missing else {})
+            | ({"outputs": [o.strip() for o in outputs.split(",") if o.strip()]} if outputs else {}),
             "grid": {"chunks": [chunks, chunks]} if chunks else {},
             "stages": stage_overrides,
         })

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +80,16 @@ class RunResult:
 
 
 def stage_targets(stages: str | Iterable[str], config: RunConfig) -> list[str]:
-    """Output layers of the named stages (``all`` = the standard chain)."""
+    """Layers a run writes: ``run.outputs`` when set (``key`` = ``outputs.key``), else the named stages' outputs.
+
+    ``all`` names the standard chain. With ``run.outputs`` the planner still computes every stage
+    those layers need, in memory, but writes only them.
+    """
+    wanted = config.data["run"].get("outputs") or []
+    if isinstance(wanted, str):
+        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
+    if wanted:
+        return _resolve_outputs(wanted, config)
     names = [s.strip() for s in (stages.split(",") if isinstance(stages, str) else stages) if s.strip()]
     registered = all_stages()
     if names == ["all"]:
@@ -87,6 +97,22 @@ def stage_targets(stages: str | Iterable[str], config: RunConfig) -> list[str]:
     out: list[str] = []
     for name in names:
         out.extend(get_stage(name).selected_outputs(config))
+    return list(dict.fromkeys(out))
+
+
+def _resolve_outputs(wanted: Iterable[str], config: RunConfig) -> list[str]:
+    """Expand ``key`` and check that each named layer is produced by a registered stage."""
+    made = {o for stage in all_stages().values() for o in stage.selected_outputs(config)}
+    out: list[str] = []
+    for name in wanted:
+        if name == "key":
+            out.extend(n for n in config.data["outputs"]["key"] if n in made)
+        elif name in made:
+            out.append(name)
+        else:
+            raise ConfigError(
+                f"output {name!r} is not a layer any stage produces; `fluxgraph stages` lists each stage's outputs"
+            )
     return list(dict.fromkeys(out))
 
 
@@ -254,38 +280,47 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
     provenance = run_provenance(config=config, inputs=[s.label for s in mosaic.sources],
                                 read_layers=set().union(*(p.read for _, p in plans)))
     attrs = as_tags(provenance)
-    zarr_path = None
+    # Zarr first (every layer computed once, chunk by chunk), then each COG from its own Zarr variable:
+    # dask renames the whole upstream graph of a collection handed to a delayed call (ProhibitReuse),
+    # so COGs written straight from the stage graph each recomputed every stage (measured 7x the reads).
+    zarr_path = f"{out}/fluxgraph.zarr" if run_cfg["write_zarr"] else f"{out}/.scratch.zarr"
+    store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance)
     tasks: list[Any] = []
-    cogs: list[str] = []
     stats: dict[str, list[Any]] = {}
-    if run_cfg["write_zarr"]:
-        zarr_path = f"{out}/fluxgraph.zarr"
-        store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks,
-                                         attrs=provenance)
     for part, arrays in built:
-        if run_cfg["write_zarr"]:
-            tasks.append(write_zarr_region(zarr_path, arrays, part.window, store_window))
+        tasks.append(write_zarr_region(zarr_path, arrays, part.window, store_window))
         for name, arr in arrays.items():
-            if run_cfg["write_cog"]:
-                path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
-                tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs,
-                                       **_cog_options(config)))
-                cogs.append(path)
             stats.setdefault(name, []).append(_summary_stats(arr, part.window))
-        if annual_layers:
-            cogs += _annual_layer_writes(tasks, out, part, arrays, everything[part], config, attrs)
 
     n_px = sum(p.window.size for p, _ in built)
     log.info("computing %d layers over %d tile part(s), %.1f Mpixel", len(written_names), len(built), n_px / 1e6)
     _, computed_stats, tables = _compute((tasks, stats, [lazy for _, _, lazy in summaries]),
                                          client=client, progress=progress)
+    cogs: list[str] = []
+    if run_cfg["write_cog"] or annual_layers:
+        cog_tasks: list[Any] = []
+        for part, arrays in built:
+            stored = {name: _stored(zarr_path, name, part.window, store_window, config.chunks) for name in arrays}
+            if run_cfg["write_cog"]:
+                for name, arr in stored.items():
+                    path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
+                    cog_tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"],
+                                               tags=attrs, **_cog_options(config)))
+                    cogs.append(path)
+            if annual_layers:
+                cogs += _annual_layer_writes(cog_tasks, out, part, stored, everything[part], config, attrs)
+        log.info("writing %d COG(s) from the Zarr store", len(cogs))
+        _compute(cog_tasks, client=client, progress=progress)
+        if run_cfg.get("write_stac", True):
+            from fluxgraph.stac import write_catalog
+
+            log.info("wrote the STAC catalog %s", write_catalog(out))
+    if not run_cfg["write_zarr"]:
+        shutil.rmtree(zarr_path, ignore_errors=True)
+        zarr_path = None
     summary = {name: _combine(parts) for name, parts in computed_stats.items()}
     _write_tables(out, [(part, spec, values) for (part, spec, _), values in zip(summaries, tables, strict=True)],
                   config)
-    if run_cfg["write_cog"] and run_cfg.get("write_stac", True):
-        from fluxgraph.stac import write_catalog
-
-        log.info("wrote the STAC catalog %s", write_catalog(out))
     result = RunResult(out, zarr_path, cogs, written_names, [p for p, _ in built], skipped,
                        time.perf_counter() - t0, summary)
     (out / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
@@ -354,6 +389,16 @@ def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_op
     (out / "dry_run.json").write_text(json.dumps(report.to_json(), indent=2))
     log.info("dry run: %s", report.to_json())
     return report
+
+
+def _stored(store: str, name: str, part: PixelWindow, store_window: PixelWindow,
+            chunks: tuple[int, int]) -> xr.DataArray:
+    """One layer of one part, read back lazily from the run's Zarr store on the part's chunk lattice."""
+    rows, cols = part.relative_to(store_window)
+    var = xr.open_zarr(store, consolidated=False, chunks=None)[name]
+    var = var.isel(lat=rows, lon=cols).drop_vars("spatial_ref", errors="ignore")
+    row_chunks, col_chunks = part.chunks(chunks)
+    return var.chunk({"lat": row_chunks, "lon": col_chunks}).rename(name)
 
 
 def _cog_options(config: RunConfig) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fluxgraph.kernels.removals import gain_year_count
 
 from fluxgraph.config import load_config
 from fluxgraph.demodata import write_demo_tiles
+from fluxgraph.errors import ConfigError
 from fluxgraph.grid import TileId
 from fluxgraph.mosaic import open_mosaic
 from fluxgraph.runner import run
@@ -176,3 +177,25 @@ def test_chain_is_independent_of_chunking_and_of_supplying_an_intermediate(tmp_p
             rasterio.open(tmp_path / "b" / "cog" / "00N_110E_net_flux_Mg_CO2e_ha_biomass_soil_2001_25.tif") as b:
         va, vb = a.read(1), b.read(1)
     assert va.any() and va.tobytes() == vb.tobytes()
+
+
+def test_key_outputs_are_written_alone_with_the_values_of_a_full_run(tmp_path):
+    kw = {"tiles": TILE, "progress": False}
+    key = run(["demo://?size=200"], out=tmp_path / "key", config=load_config(overrides={"run": {"outputs": ["key"]}}),
+              **kw)
+    full = run(["demo://?size=200"], out=tmp_path / "full", stages="all", **kw)
+    assert key.layers == ["gross_emis_all_gases_biomass_soil", "gross_removals", "net_flux"]
+    assert len(full.layers) > 20 and set(key.layers) < set(full.layers)
+    a = xr.open_zarr(tmp_path / "key" / "fluxgraph.zarr", consolidated=False)
+    b = xr.open_zarr(tmp_path / "full" / "fluxgraph.zarr", consolidated=False)
+    assert sorted(set(a.data_vars) - {"spatial_ref"}) == sorted(key.layers)
+    w, s, e, n = key.parts[0].window.bounds
+    for name in key.layers:
+        va = a[name].sel(lat=slice(n, s), lon=slice(w, e)).values
+        assert va.any() and va.tobytes() == b[name].sel(lat=slice(n, s), lon=slice(w, e)).values.tobytes()
+
+
+def test_unknown_output_layer_is_refused_with_the_fix(tmp_path):
+    cfg = load_config(overrides={"run": {"outputs": ["net_flux", "gross_emis_everything"]}})
+    with pytest.raises(ConfigError, match=r"'gross_emis_everything' is not a layer any stage produces.*stages"):
+        run(["demo://?size=400"], out=tmp_path, tiles=TILE, config=cfg, progress=False)
