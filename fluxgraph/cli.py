@@ -292,10 +292,13 @@ def list_layers(
 
 
 def _register_optional_commands() -> None:
+    from fluxgraph._cli_outputs import plot, stac
     from fluxgraph._cli_preles import preles_map, preles_site
 
     app.command("preles-site")(preles_site)
     app.command("preles-map")(preles_map)
+    app.command("stac")(stac)
+    app.command("plot")(plot)
 
 
 _register_optional_commands()

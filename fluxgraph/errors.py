@@ -14,6 +14,7 @@ __all__ = [
     "MissingLayerError",
     "PlanError",
     "PrelesInputError",
+    "StacValidationError",
     "TableError",
     "UnknownLayerError",
 ]
@@ -56,3 +57,7 @@ class TableError(FluxgraphError):
 
 class PrelesInputError(FluxgraphError):
     """PRELES weather, parameters or states are invalid."""
+
+
+class StacValidationError(FluxgraphError):
+    """A STAC catalog of outputs cannot be built or does not validate."""

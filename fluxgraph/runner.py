@@ -8,7 +8,6 @@ outputs, a log file, the resolved configuration and a JSON summary.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
@@ -30,6 +29,7 @@ from fluxgraph.errors import ConfigError, MissingLayerError
 from fluxgraph.graph import Plan, Summary, all_stages, build, get_stage, plan
 from fluxgraph.grid import PixelWindow, row_pixel_area_m2
 from fluxgraph.mosaic import Mosaic, Part, Region
+from fluxgraph.provenance import as_tags, run_provenance
 from fluxgraph.sources import Source
 from fluxgraph.writers import cog_path, create_zarr_store, write_cog, write_zarr_region
 
@@ -289,16 +289,18 @@ def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_
 def _run(inputs, out, region, stages, config, naming, save_intermediates, client, progress,
          storage_options, t0, annual_layers=False) -> RunResult:
     (out / "config.toml").write_text(config.to_toml())
-    mosaic, _plans, skipped, written_names, built, summaries, everything = _plan_and_build(
+    mosaic, plans, skipped, written_names, built, summaries, everything = _plan_and_build(
         inputs, region, stages, config, save_intermediates, storage_options)
 
     run_cfg = config.data["run"]
-    attrs = _provenance(config, mosaic)
+    provenance = run_provenance(config=config, inputs=[s.label for s in mosaic.sources],
+                                read_layers=set().union(*(p.read for _, p in plans)))
+    attrs = as_tags(provenance)
     # Zarr first (every layer computed once, chunk by chunk), then each COG from its own Zarr variable:
     # dask renames the whole upstream graph of a collection handed to a delayed call (ProhibitReuse),
     # so COGs written straight from the stage graph each recomputed every stage (measured 7x the reads).
     zarr_path = f"{out}/fluxgraph.zarr" if run_cfg["write_zarr"] else f"{out}/.scratch.zarr"
-    store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=attrs)
+    store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance)
     tasks: list[Any] = []
     stats: dict[str, list[Any]] = {}
     for part, arrays in built:
@@ -326,6 +328,10 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
                 cogs += _annual_layer_writes(cog_tasks, out, part, stored, everything[part], config, attrs)
         log.info("writing %d COG(s) from the Zarr store", len(cogs))
         _compute(cog_tasks, client=client, progress=progress)
+        if run_cfg.get("write_stac", True):
+            from fluxgraph.stac import write_catalog
+
+            log.info("wrote the STAC catalog %s", write_catalog(out))
     if not run_cfg["write_zarr"]:
         shutil.rmtree(zarr_path, ignore_errors=True)
         zarr_path = None
@@ -487,21 +493,3 @@ def _compute(obj: Any, *, client: Any, progress: bool) -> Any:
         with ProgressBar(dt=1.0):
             return dask.compute(obj)[0]
     return dask.compute(obj)[0]
-
-
-def _provenance(config: RunConfig, mosaic: Mosaic) -> dict[str, Any]:
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in ("numpy", "numba", "dask", "distributed", "xarray", "rasterio", "zarr"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            versions[pkg] = md.version(pkg)
-    return {
-        "fluxgraph_version": fluxgraph.__version__,
-        "model_version": config.model_version,
-        "model_years": f"{config.first_year}-{config.first_year + config.model_years - 1}",
-        "config_digest": config.digest(),
-        "inputs": json.dumps([s.label for s in mosaic.sources]),
-        "package_versions": json.dumps(versions),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }

@@ -27,7 +27,8 @@ from dask.delayed import Delayed
 from fluxgraph.catalog import get_layer
 from fluxgraph.errors import ConfigError
 from fluxgraph.grid import PixelWindow, TileId
-from fluxgraph.mosaic import layer_attrs, with_crs
+from fluxgraph.mosaic import with_crs
+from fluxgraph.provenance import as_tags, layer_metadata
 
 __all__ = ["cog_path", "create_zarr_store", "read_cog_tags", "write_cog", "write_zarr_region"]
 
@@ -70,7 +71,7 @@ def create_zarr_store(
     for name in names:
         layer = get_layer(name)
         lazy = da.zeros(full.shape, dtype=layer.np_dtype, chunks=chunks)
-        data_vars[name] = xr.DataArray(lazy, dims=("lat", "lon"), attrs=layer_attrs(layer))
+        data_vars[name] = xr.DataArray(lazy, dims=("lat", "lon"), attrs=layer_metadata(layer))
         encoding[name] = {"chunks": zchunks, "fill_value": np.array(layer.nodata, dtype=layer.np_dtype).item()}
     ds = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
     ds = with_crs(ds)
@@ -180,18 +181,55 @@ def _decimated_pyramid(xx: xr.DataArray, cog_meta: Any, resampling: Any = "neare
     return tuple(out)
 
 
+def _gdal_escape(value: str) -> str:
+    """GDAL escapes metadata values once before serialising its XML (so twice in the file) and unescapes
+    them twice on reading; values written for GDAL must follow suit."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def gdal_metadata_items(tags: Mapping[str, str], band: Mapping[str, str]) -> list[str]:
+    """GDAL_METADATA XML items: dataset ``tags``, band-1 ``band`` items, band 1's unit type and description.
+
+    ``band["units"]`` becomes the unit type and ``band["long_name"]`` the description, so that GDAL, rasterio
+    (``src.units``, ``src.descriptions``) and QGIS show them.
+    """
+    import xml.etree.ElementTree as ET
+
+    items = [({"name": k}, v) for k, v in tags.items()] + [({"name": k, "sample": "0"}, v) for k, v in band.items()]
+    if "units" in band:
+        items.append(({"name": "UNITTYPE", "sample": "0", "role": "unittype"}, band["units"]))
+    if "long_name" in band:
+        items.append(({"name": "DESCRIPTION", "sample": "0", "role": "description"}, band["long_name"]))
+    lines = []
+    for attrib, value in items:
+        item = ET.Element("Item", attrib)
+        item.text = _gdal_escape(value)
+        lines.append(ET.tostring(item, encoding="unicode"))
+    return lines
+
+
 @contextlib.contextmanager
-def _overviews_by_decimation() -> Iterator[None]:
-    """While odc-geo plans a COG (on the client), build its nearest overviews by :func:`_decimated_pyramid`."""
+def _overviews_by_decimation(metadata: list[str] | None = None) -> Iterator[None]:
+    """While odc-geo plans a COG (on the client), build its nearest overviews by :func:`_decimated_pyramid`
+    and, with ``metadata``, put those GDAL_METADATA items in its header instead of its band descriptions.
+
+    odc-geo reserves the GDAL_METADATA tag when the array has a ``long_name`` and fills it with band
+    descriptions when it patches the header; the items are fixed at planning, so they reach local files
+    and ``s3://`` uploads alike.
+    """
     import odc.geo.cog._tifffile as odc_tiff
 
     with _PYRAMID_LOCK:
         original = odc_tiff._pyramids_from_cog_metadata
+        original_descriptions = odc_tiff._gdal_sample_descriptions
         odc_tiff._pyramids_from_cog_metadata = functools.partial(_decimated_pyramid, fallback=original)
+        if metadata is not None:
+            odc_tiff._gdal_sample_descriptions = lambda _names: list(metadata)
         try:
             yield
         finally:
             odc_tiff._pyramids_from_cog_metadata = original
+            odc_tiff._gdal_sample_descriptions = original_descriptions
 
 
 def cog_description(tags: Mapping[str, Any] | None) -> str | None:
@@ -222,8 +260,11 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
     Each :data:`COG_BLOCK`-px tile is compressed once, in the task that holds its dask chunk
     (odc-geo's writer, one compression task per chunk and COG level); nearest-neighbour internal
     overviews; no predictor (as GDAL's default and the original's outputs). The transform is set exactly
-    from the pixel window, nodata from the catalog, and ``tags`` (provenance) are stored as JSON in the
-    ``TIFFTAG_IMAGEDESCRIPTION`` header tag.
+    from the pixel window and nodata from the catalog. ``tags`` (provenance,
+    :func:`fluxgraph.provenance.as_tags`), the layer's metadata (``layer``, ``units``, ``nodata``,
+    ``long_name``, ``stage``, ``sign_convention``) and ``tile`` go into the header twice: as GDAL metadata
+    items (``src.tags()``; the layer's metadata also on band 1, with its unit type and description) and as
+    JSON in the ``TIFFTAG_IMAGEDESCRIPTION`` tag (:func:`read_cog_tags`).
 
     Parameters
     ----------
@@ -245,17 +286,18 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
     if "://" not in path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     layer = get_layer(str(arr.name))
+    band = as_tags(layer_metadata(layer))
+    tiles = part.tiles()
+    all_tags = {**dict(tags or {}), **band, **({"tile": str(tiles[0])} if len(tiles) == 1 else {})}
     a = with_crs(arr.drop_vars("spatial_ref", errors="ignore"))
     a = a.rio.write_transform(Affine(*part.transform))
-    a.attrs = {"nodata": layer.nodata}
+    a.attrs = {"nodata": layer.nodata, "long_name": layer.description}  # long_name: odc-geo reserves GDAL_METADATA
     chunk_cols = max(arr.data.chunks[1])
     tiles_per_chunk_row = max(1, -(-chunk_cols // COG_BLOCK))
-    extra: dict[str, Any] = {}
-    if (description := cog_description(tags)) is not None:
-        extra["description"] = description
+    extra: dict[str, Any] = {"description": cog_description(all_tags)}
     # stats=False: odc-geo's masked-array statistics fail to move between worker processes and stall
     # the run (seen with distributed 2026.8); GDAL statistics are not needed in the COGs
-    with _overviews_by_decimation():
+    with _overviews_by_decimation(gdal_metadata_items(all_tags, band)):
         return save_cog_with_dask(
             a, path, compression=compress, level=level, predictor=False,
             blocksize=cog_blocksizes(part.shape, overviews=overviews), overview_resampling="nearest", stats=False,
