@@ -31,7 +31,7 @@ from fluxgraph.grid import PixelWindow, row_pixel_area_m2
 from fluxgraph.mosaic import Mosaic, Part, Region
 from fluxgraph.provenance import as_tags, run_provenance
 from fluxgraph.sources import Source
-from fluxgraph.writers import cog_path, create_zarr_store, write_cog, write_zarr_region
+from fluxgraph.writers import COG_TILE, cog_path, create_zarr_store, write_cog, write_zarr_region
 
 __all__ = ["DryRunReport", "RunResult", "run", "stage_targets"]
 
@@ -317,7 +317,7 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
     if run_cfg["write_cog"] or annual_layers:
         cog_tasks: list[Any] = []
         for part, arrays in built:
-            stored = {name: _stored(zarr_path, name, part.window, store_window, config.chunks) for name in arrays}
+            stored = {name: _stored(zarr_path, name, part.window, store_window) for name in arrays}
             if run_cfg["write_cog"]:
                 for name, arr in stored.items():
                     path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
@@ -414,14 +414,16 @@ def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_op
     return report
 
 
-def _stored(store: str, name: str, part: PixelWindow, store_window: PixelWindow,
-            chunks: tuple[int, int]) -> xr.DataArray:
-    """One layer of one part, read back lazily from the run's Zarr store on the part's chunk lattice."""
+def _stored(store: str, name: str, part: PixelWindow, store_window: PixelWindow) -> xr.DataArray:
+    """One layer of one part, read back lazily from the run's Zarr store, one dask chunk per COG tile.
+
+    Chunks start at the part's corner, so each is exactly one tile of the part's COG (and, for a part
+    aligned to the grid's chunks, one Zarr chunk): the COG writer then never rechunks level 0.
+    """
     rows, cols = part.relative_to(store_window)
     var = xr.open_zarr(store, consolidated=False, chunks=None)[name]
     var = var.isel(lat=rows, lon=cols).drop_vars("spatial_ref", errors="ignore")
-    row_chunks, col_chunks = part.chunks(chunks)
-    return var.chunk({"lat": row_chunks, "lon": col_chunks}).rename(name)
+    return var.chunk({"lat": COG_TILE[0], "lon": COG_TILE[1]}).rename(name)
 
 
 def _cog_options(config: RunConfig) -> dict[str, Any]:

@@ -129,18 +129,19 @@ def cog_path(root: str | Path, name: str, tile: TileId, *, naming: Naming, names
     raise ConfigError(f"naming must be 'fluxgraph' or 'gfw', not {naming!r}")
 
 
-COG_BLOCK = 400
-"""COG tile side (px): a multiple of 16 (TIFF) that divides every allowed chunk side (multiples of 400), so
-each COG tile is a slice of one dask chunk and the writer never rechunks across chunk boundaries."""
+COG_TILE = (400, 800)
+"""COG tile (rows, cols), px: multiples of 16 (TIFF) that divide every allowed chunk side (multiples of 400)
+and the Zarr chunks (400 × 800), so each COG tile is exactly one Zarr chunk and one dask chunk of the COG's
+graph: no rechunking, and about one task per 320 000 pixels."""
 
 
-def cog_blocksizes(shape: tuple[int, int], *, overviews: bool = True) -> list[int]:
-    """COG tile side per level: :data:`COG_BLOCK` px, and a top level chosen so no padding is needed.
+def cog_blocksizes(shape: tuple[int, int], *, overviews: bool = True) -> list[tuple[int, int]]:
+    """COG tile shape per level: :data:`COG_TILE`, and a top level chosen so no padding is needed.
 
     odc-geo pads a COG so that every overview halves exactly; to keep a file exactly the size of its
-    part (a 40000-px tile stays 40000 px), the number of overviews is the number of times both sides
-    halve exactly (6 for a 40000-px tile, whose top overview is 625 px in one 640-px tile). A part with
-    an odd side gets no overviews.
+    part (a 40000-px tile stays 40000 px), the number of overviews is at most the number of times both
+    sides halve exactly (6 for a 40000-px tile, whose top overview is 625 px in one 640-px tile). A part
+    with an odd side gets no overviews.
 
     Parameters
     ----------
@@ -149,14 +150,22 @@ def cog_blocksizes(shape: tuple[int, int], *, overviews: bool = True) -> list[in
     overviews : bool
         False: a single level.
     """
-    big = max(shape)
     n = 0
     if overviews:
-        while all(side % 2 ** (n + 1) == 0 for side in shape) and big // 2**n > COG_BLOCK:
+        while all(side % 2 ** (n + 1) == 0 for side in shape) and any(
+            side // 2**n > tile for side, tile in zip(shape, COG_TILE, strict=True)
+        ):
             n += 1
-    top = -(-big // 2**n)  # ceil: the top level fits one tile
-    top = max(16, -(-top // 16) * 16)
-    return [COG_BLOCK] * n + [top] if n else [COG_BLOCK, top]
+    top = tuple(max(16, _ceil_to(_ceil_div(side, 2**n), 16)) for side in shape)  # the top level fits one tile
+    return [COG_TILE] * max(n, 1) + [top]  # type: ignore[list-item]
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _ceil_to(a: int, multiple: int) -> int:
+    return _ceil_div(a, multiple) * multiple
 
 
 _PYRAMID_LOCK = threading.Lock()
@@ -177,7 +186,7 @@ def _decimated_pyramid(xx: xr.DataArray, cog_meta: Any, resampling: Any = "neare
         nxt = out[-1][1::2, 1::2]
         if tuple(nxt.shape) != tuple(mm.shape.yx):
             return fallback(xx, cog_meta, resampling=resampling)
-        out.append(nxt)
+        out.append(nxt.chunk(dict(zip(nxt.dims, mm.tile.yx, strict=True))))  # this level's tiles: fewer tasks
     return tuple(out)
 
 
@@ -257,7 +266,7 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
               tags: Mapping[str, Any] | None = None, compress: str = "deflate", level: int | None = 6) -> Delayed:
     """A delayed write of ``arr`` (covering ``part``) as a Cloud-Optimized GeoTIFF, streamed chunk by chunk.
 
-    Each :data:`COG_BLOCK`-px tile is compressed once, in the task that holds its dask chunk
+    Each :data:`COG_TILE` tile is compressed once, in the task that holds its dask chunk
     (odc-geo's writer, one compression task per chunk and COG level); nearest-neighbour internal
     overviews; no predictor (as GDAL's default and the original's outputs). The transform is set exactly
     from the pixel window and nodata from the catalog. ``tags`` (provenance,
@@ -292,8 +301,7 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
     a = with_crs(arr.drop_vars("spatial_ref", errors="ignore"))
     a = a.rio.write_transform(Affine(*part.transform))
     a.attrs = {"nodata": layer.nodata, "long_name": layer.description}  # long_name: odc-geo reserves GDAL_METADATA
-    chunk_cols = max(arr.data.chunks[1])
-    tiles_per_chunk_row = max(1, -(-chunk_cols // COG_BLOCK))
+    tiles_per_row = max(1, -(-part.shape[1] // COG_TILE[1]))  # compress one row of tiles per task
     extra: dict[str, Any] = {"description": cog_description(all_tags)}
     # stats=False: odc-geo's masked-array statistics fail to move between worker processes and stall
     # the run (seen with distributed 2026.8); GDAL statistics are not needed in the COGs
@@ -301,5 +309,5 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
         return save_cog_with_dask(
             a, path, compression=compress, level=level, predictor=False,
             blocksize=cog_blocksizes(part.shape, overviews=overviews), overview_resampling="nearest", stats=False,
-            tile_batching=tiles_per_chunk_row, tile_batching_threshold=2, **extra,
+            tile_batching=tiles_per_row, tile_batching_threshold=2, **extra,
         )
