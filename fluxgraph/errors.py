@@ -14,6 +14,8 @@ __all__ = [
     "MissingLayerError",
     "PlanError",
     "PrelesInputError",
+    "ResumeError",
+    "StorageError",
     "TableError",
     "UnknownLayerError",
 ]
@@ -56,3 +58,11 @@ class TableError(FluxgraphError):
 
 class PrelesInputError(FluxgraphError):
     """PRELES weather, parameters or states are invalid."""
+
+
+class StorageError(FluxgraphError):
+    """An input or output location (a folder or an ``s3://`` bucket) cannot be read or written."""
+
+
+class ResumeError(FluxgraphError):
+    """``--resume`` was asked for a run that cannot be resumed (no state, or a different configuration)."""

@@ -130,9 +130,15 @@ SINGLE_TASK_COG_MAX_PX = 64_000_000
 
 
 def _write_cog_file(block: np.ndarray, path: str, transform: tuple, nodata: float, overviews: bool,
-                    tags: Mapping[str, str]) -> str:
-    """Write one array as a COG with GDAL's COG driver (deflate, 512-px tiles, nearest overviews)."""
+                    tags: Mapping[str, str], storage_options: Mapping[str, Any] | None = None) -> str:
+    """Write one array as a COG with GDAL's COG driver (deflate, 512-px tiles, nearest overviews).
+
+    The file is written under a temporary name and committed (renamed, or uploaded to S3) only
+    once complete, so ``path`` never holds a half-written COG.
+    """
     import rasterio
+
+    from fluxgraph.outputs import commit_file, temporary_path
 
     profile = {
         "driver": "COG", "width": block.shape[1], "height": block.shape[0], "count": 1, "dtype": block.dtype,
@@ -140,21 +146,27 @@ def _write_cog_file(block: np.ndarray, path: str, transform: tuple, nodata: floa
         "blocksize": 512, "overview_resampling": "nearest", "overviews": "AUTO" if overviews else "NONE",
         "bigtiff": "IF_SAFER",
     }
-    with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(path, "w", **profile) as dst:
-        dst.write(block, 1)
-        if tags:
-            dst.update_tags(**tags)
-    return path
+    tmp = temporary_path(path, suffix=".tif")
+    try:
+        with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(block, 1)
+            if tags:
+                dst.update_tags(**tags)
+        return commit_file(tmp, path, storage_options=storage_options)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: bool = True,
-              tags: Mapping[str, str] | None = None) -> Delayed:
+              tags: Mapping[str, str] | None = None, storage_options: Mapping[str, Any] | None = None) -> Delayed:
     """A delayed write of ``arr`` (covering ``part``) as a deflate COG with internal overviews.
 
     The transform is set exactly from the pixel window (not re-derived from float
     coordinates) and nodata from the catalog. Parts of up to
     :data:`SINGLE_TASK_COG_MAX_PX` pixels are written in one task by GDAL's COG driver
-    (with ``tags`` in the header); larger parts are streamed tile by tile with odc-geo.
+    (with ``tags`` in the header); larger parts are streamed tile by tile with odc-geo. Either
+    way the COG appears under ``path`` only once complete: a temporary file renamed when done, or
+    an S3 multipart upload, which S3 publishes only when it completes.
     """
     import dask
 
@@ -164,7 +176,7 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
     if part.size <= SINGLE_TASK_COG_MAX_PX:
         block = arr.data.rechunk(-1).to_delayed().ravel()[0]
         return dask.delayed(_write_cog_file, pure=True)(block, path, part.transform, layer.nodata, overviews,
-                                                         dict(tags or {}))
+                                                         dict(tags or {}), dict(storage_options or {}))
     from odc.geo.cog import save_cog_with_dask
 
     a = with_crs(arr.drop_vars("spatial_ref", errors="ignore"))
@@ -173,5 +185,19 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
     block_sizes = [512, 256] if overviews else [512]
     # stats=False: odc-geo's masked-array statistics fail to move between worker processes and stall
     # the run (seen with distributed 2026.8); GDAL statistics are not needed in the COGs
-    return save_cog_with_dask(a, path, compression="deflate", blocksize=block_sizes, overview_resampling="nearest",
-                              stats=False)
+    kw: dict[str, Any] = {"compression": "deflate", "blocksize": block_sizes, "overview_resampling": "nearest",
+                          "stats": False}
+    if "://" in path:  # S3: odc-geo's multipart upload is published only once complete
+        endpoint = (storage_options or {}).get("endpoint_url")
+        return save_cog_with_dask(a, path, aws={"endpoint_url": endpoint} if endpoint else None, **kw)
+    from fluxgraph.outputs import temporary_path
+
+    tmp = temporary_path(path, suffix=".tif")
+    return dask.delayed(_commit_streamed, pure=False)(save_cog_with_dask(a, tmp, **kw), tmp, path)
+
+
+def _commit_streamed(_written: Any, tmp: str, path: str) -> str:
+    """Rename a COG that odc-geo finished streaming to a temporary local file to its final name."""
+    from fluxgraph.outputs import commit_file
+
+    return commit_file(tmp, path)
