@@ -121,10 +121,10 @@ def gdal_env(opts: Mapping[str, Any]) -> dict[str, str]:
 
 
 def filesystem(opts: Mapping[str, Any] | None = None) -> Any:
-    """An :class:`s3fs.S3FileSystem` with ``opts`` (not cached: options may differ between runs)."""
+    """An :class:`s3fs.S3FileSystem` with ``opts`` (fsspec keeps one instance per options, thread and process)."""
     import s3fs
 
-    return s3fs.S3FileSystem(skip_instance_cache=True, **dict(opts or {}))
+    return s3fs.S3FileSystem(**dict(opts or {}))
 
 
 def scrub(text: str) -> str:
