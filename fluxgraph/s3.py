@@ -18,7 +18,6 @@ from fluxgraph.errors import ConfigError, StorageError
 
 __all__ = [
     "CREDENTIALS_HELP",
-    "check_readable",
     "check_writable",
     "filesystem",
     "gdal_env",
@@ -158,15 +157,6 @@ def _bucket(url: str) -> str:
     if not bucket:
         raise ConfigError(f"{url!r} names no bucket: use s3://bucket/prefix")
     return bucket
-
-
-def check_readable(url: str, opts: Mapping[str, Any] | None = None) -> None:
-    """Fail early, with a clear :class:`StorageError`, if the bucket of ``url`` cannot be listed."""
-    bucket = _bucket(url)
-    try:
-        filesystem(opts).ls(bucket, refresh=True)
-    except Exception as exc:  # botocore raises its own hierarchy; all of them mean "cannot read"
-        raise storage_error(url, exc, action="read") from None
 
 
 def check_writable(url: str, opts: Mapping[str, Any] | None = None) -> None:
