@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -224,6 +225,7 @@ def run(
         if location.remote:  # the log and whatever else was written, also after a failure
             with contextlib.suppress(FluxgraphError):
                 location.upload_folder()
+            shutil.rmtree(location.local, ignore_errors=True)
 
 
 def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_options):

@@ -66,7 +66,7 @@ def create_zarr_store(
     encoding = {}
     for name in names:
         layer = get_layer(name)
-        lazy = da.zeros(full.shape, dtype=layer.np_dtype, chunks=chunks)
+        lazy = da.zeros(full.shape, dtype=layer.np_dtype, chunks=full.shape)  # never computed: one block
         data_vars[name] = xr.DataArray(lazy, dims=("lat", "lon"), attrs=layer_attrs(layer))
         encoding[name] = {"chunks": zchunks, "fill_value": np.array(layer.nodata, dtype=layer.np_dtype).item()}
     ds = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))

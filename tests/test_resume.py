@@ -117,3 +117,42 @@ def test_resume_refuses_another_configuration_or_no_run(tmp_path, config):
     with pytest.raises(ResumeError, match="nothing to resume"):
         run([DEMO], out=tmp_path / "empty", config=config, bbox=BBOX, stages="model_extent", progress=False,
             resume=True)
+
+
+@pytest.mark.slow
+def test_killed_cli_run_resumes_to_the_same_result(tmp_path):
+    """SIGKILL a ``fluxgraph run`` process after its first part is committed; ``--resume`` finishes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    bbox = "109.75,-0.25,110.25,0.25"  # 4 parts of 1000 x 1000 px
+    args = [sys.executable, "-m", "fluxgraph.cli", "run", "--inputs", DEMO, "--bbox", bbox, "--stages", "net_flux",
+            "--cluster", "none"]
+    full = subprocess.run([*args, "--out", str(tmp_path / "full")], capture_output=True, text=True, timeout=600)
+    assert full.returncode == 0, full.stderr
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "cut")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    manifest = tmp_path / "cut" / MANIFEST
+    done = 0
+    while proc.poll() is None:
+        if manifest.exists():
+            done = len(json.loads(manifest.read_text())["done"])
+            if done >= 1:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and 1 <= done < 4, "the run was not killed between parts"
+    assert not (tmp_path / "cut" / "run.json").exists()
+    res = subprocess.run([*args, "--out", str(tmp_path / "cut"), "--resume"], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert report["resumed_parts"] >= done and report["computed"]["parts"] == 4 - report["resumed_parts"]
+    a = xr.open_zarr(tmp_path / "full" / "fluxgraph.zarr", consolidated=False).net_flux.values
+    b = xr.open_zarr(tmp_path / "cut" / "fluxgraph.zarr", consolidated=False).net_flux.values
+    assert a.any() and a.tobytes() == b.tobytes()
+    assert report["summary"] == json.loads((tmp_path / "full" / "run.json").read_text())["summary"]
