@@ -399,10 +399,11 @@ def _copy_kernel(*blocks, dtypes):
 
 
 def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, workers: int, scratch: Path,
-            warmup_bbox: str, copy: bool = False, max_wait: float = 60) -> dict:
+            warmup_bbox: str, copy: bool = False, max_wait: float = 60, outputs: str = "") -> dict:
     from fluxgraph.runner import run
 
-    cfg = load_config()
+    wanted = [o for o in outputs.split(",") if o and o != "all"]
+    cfg = load_config(overrides={"run": {"outputs": wanted}})
     load_before = wait_for_quiet(max_wait)
     cluster, client = start_cluster(workers)
     ctx = copy_kernels() if copy else contextlib.nullcontext()
@@ -589,6 +590,9 @@ def main() -> None:
     ap.add_argument("--kernel-block", type=int, default=4000)
     ap.add_argument("--max-wait", type=float, default=60,
                     help="seconds to wait before each measurement for the 1-min load average to fall below 1")
+    ap.add_argument("--chain-outputs", default="key",
+                    help="layers the chain and I/O-floor runs write: 'key' (default: the key outputs of the run "
+                         "configuration), 'all' (every layer of every stage) or a comma list")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -625,10 +629,12 @@ def main() -> None:
         counts = [args.workers] + ([1] if CHAIN in scaling and args.workers != 1 else [])
         for W in counts:
             rows.append(measure(CHAIN, "all", root / "raw", tile=args.tile, size=args.size, workers=W,
-                                scratch=scratch, warmup_bbox=warmup_bbox, max_wait=args.max_wait))
+                                scratch=scratch, warmup_bbox=warmup_bbox, max_wait=args.max_wait,
+                                outputs=args.chain_outputs))
     if args.io_floor:
         rows.append(measure("io_floor", "all", root / "raw", tile=args.tile, size=args.size, workers=args.workers,
-                            scratch=scratch, warmup_bbox=warmup_bbox, copy=True, max_wait=args.max_wait))
+                            scratch=scratch, warmup_bbox=warmup_bbox, copy=True, max_wait=args.max_wait,
+                            outputs=args.chain_outputs))
     for label in {r["stage"] for r in rows}:
         by_w = {r["workers"]: r for r in rows if r["stage"] == label}
         if 1 in by_w and args.workers in by_w and args.workers != 1:

@@ -4,6 +4,8 @@ Public API (imported lazily so that ``import fluxgraph`` stays cheap)::
 
     fluxgraph.open_mosaic(inputs, tiles=..., bbox=...)   # lazy input Dataset
     fluxgraph.run(inputs, out=..., tiles=..., stages=...) # plan, compute, write
+    fluxgraph.zonal_stats(outputs=..., zones=..., by=...)  # per-polygon totals of a run's outputs
+    fluxgraph.stage_outputs(inputs, stages=..., bbox=...) # stage outputs as a lazy Dataset
     fluxgraph.load_config(path)                           # run configuration
     fluxgraph.TileId, fluxgraph.PixelWindow               # grid value types
 """
@@ -19,11 +21,15 @@ _LAZY = {
     "Mosaic": "fluxgraph.mosaic",
     "Region": "fluxgraph.mosaic",
     "run": "fluxgraph.runner",
+    "stage_outputs": "fluxgraph.explore",
+    "stage_outputs_by_tile": "fluxgraph.explore",
+    "pixel_area_ha": "fluxgraph.explore",
     "load_config": "fluxgraph.config",
     "RunConfig": "fluxgraph.config",
     "TileId": "fluxgraph.grid",
     "PixelWindow": "fluxgraph.grid",
     "FluxgraphError": "fluxgraph.errors",
+    "zonal_stats": "fluxgraph.zonal",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -22,7 +22,7 @@ import numpy as np
 
 from fluxgraph.errors import UnknownLayerError
 
-__all__ = ["CATALOG", "Layer", "get_layer", "layers_by_stage"]
+__all__ = ["AGGREGATED", "CATALOG", "Layer", "get_layer", "layers_by_stage"]
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,18 @@ _LAYERS: list[Layer] = [
         ("net_flux_per_pixel_forest", "{tile}_net_flux_Mg_CO2e_pixel_biomass_soil_forest_extent_{period}", "float32", 0, "Mg CO2e/pixel over the model period", "net flux per pixel, forest extent", {"sign": "negative = net sink"}),
     ]),
 ]
+# fmt: on
+
+# 0.04° maps aggregated from the forest-extent per-pixel layers (spec/stages.md §13 steps 2-4): one global
+# raster each, not per tile, so they are not in CATALOG (the 30 m layers); see fluxgraph.aggregate.
+# Placeholders: {tcd} threshold, {model_version_tag} 1_4_3, {model_type} std, {date} YYYYMMDD of aggregation.
+_AGG_SUFFIX = "_tcd{tcd}_0_04deg_modelv{model_version_tag}_{model_type}_{date}"
+# fmt: off
+AGGREGATED: dict[str, Layer] = {layer.name: layer for layer in _produced("create_derivative_outputs", [
+    ("gross_removals_4km", "gross_removals_AGCO2_BGCO2_Mt_per_year_all_forest_types_" + _AGG_SUFFIX, "float32", 0, "Mt CO2/yr per 0.04° cell", "gross removals in the forest extent, annual mean, 0.04° cells", {"sign": "negative = removal (flipped from the 30 m layers)"}),
+    ("gross_emis_4km", "gross_emis_all_gases_all_drivers_Mt_per_year_CO2e_biomass_soil_" + _AGG_SUFFIX, "float32", 0, "Mt CO2e/yr per 0.04° cell", "gross emissions (all gases, biomass_soil) in the forest extent, annual mean, 0.04° cells", {"sign": EMIS_SIGN}),
+    ("net_flux_4km", "net_flux_Mt_per_year_CO2e_biomass_soil_" + _AGG_SUFFIX, "float32", 0, "Mt CO2e/yr per 0.04° cell", "net flux in the forest extent, annual mean, 0.04° cells", {"sign": "negative = net sink, positive = net source"}),
+])}
 # fmt: on
 
 CATALOG: dict[str, Layer] = {layer.name: layer for layer in _LAYERS}

@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 
 DEMO_OUT = Path("fluxgraph-demo")
+ZONAL_ROWS_SHOWN = 40
 
 
 def _fail(exc: Exception) -> None:
@@ -71,6 +72,10 @@ def _print_summary(result: Any) -> None:
         tot = f"{st['total_Mt']:10.4f}" if "total_Mt" in st else " " * 10
         typer.echo(f"{name:44s} {get_layer(name).units[:34]:34s} {st.get('nonzero', 0):11d} "
                    f"{st.get('min', 0):10.4g} {st.get('max', 0):10.4g} {tot}")
+    maps = {name: st["total_Mt_per_year"] for name, st in result.summary.items() if "total_Mt_per_year" in st}
+    if maps:
+        typer.echo("0.04° maps (forest extent, Mt CO2(e) per year; removals negative): "
+                   + ", ".join(f"{name} {total:.4f}" for name, total in maps.items()))
 
 
 def _print_dry_run(report: Any) -> None:
@@ -108,6 +113,9 @@ def run(
     bbox: Annotated[str | None, typer.Option(help="Region W,S,E,N in degrees")] = None,
     stages: Annotated[str, typer.Option(help="Stages to run (comma-separated) or 'all'")] = "all",
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Run configuration TOML")] = None,
+    outputs: Annotated[
+        str | None, typer.Option(help="Write only these layers (comma list) or 'key'; upstream stages run in memory")
+    ] = None,
     naming: Annotated[str, typer.Option(help="COG names: fluxgraph or gfw (the original's names)")] = "fluxgraph",
     save_intermediates: Annotated[
         bool, typer.Option("--save-intermediates", help="Write every computed layer")
@@ -127,6 +135,9 @@ def run(
     annual_layers: Annotated[
         bool, typer.Option("--annual-layers", help="Also write gross emissions per loss year, one COG per year")
     ] = False,
+    tcd_threshold: Annotated[
+        int | None, typer.Option(help="Forest extent of the derivative outputs and 4-km maps: TCD2000 > this")
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run at --out: compute only the tile parts not finished")
     ] = False,
@@ -152,8 +163,11 @@ def run(
             stage_overrides["removals"] = {"removal_table": str(removal_table)}
         if carbon_pool_extent:
             stage_overrides["carbon_pools"] = {"extent": carbon_pool_extent}
+        if tcd_threshold is not None:
+            stage_overrides["create_derivative_outputs"] = {"tcd_threshold": tcd_threshold}
         cfg = _config(config, {
-            "run": {"missing_required": "skip"} if skip_missing else {},
+            "run": ({"missing_required": "skip"} if skip_missing else {})
+            | ({"outputs": [o.strip() for o in outputs.split(",") if o.strip()]} if outputs else {}),
             "grid": {"chunks": [chunks, chunks]} if chunks else {},
             "stages": stage_overrides,
             "s3": {k: v for k, v in {"anon": s3_anon, "requester_pays": s3_requester_pays,
@@ -199,6 +213,38 @@ def demo(
         _print_by_year(result.out / "tables" / "emissions_by_year_driver_biomass_soil.csv")
         typer.echo(f"Demo finished in {time.perf_counter() - t0:.1f} s. Open {result.zarr} with "
                    "xarray.open_zarr(..., consolidated=False).")
+    except FluxgraphError as exc:
+        _fail(exc)
+    finally:
+        _close(client)
+
+
+@app.command()
+def zonal(
+    outputs: Annotated[Path, typer.Option("--outputs", help="Output folder of a run (holding fluxgraph.zarr)")],
+    zones: Annotated[Path, typer.Option("--zones", help="Polygons: GeoPackage, GeoJSON or Shapefile")],
+    by: Annotated[str, typer.Option("--by", help="Field naming the zones")],
+    tcd: Annotated[str, typer.Option(help="Canopy thresholds of the forest extent, e.g. 30,50,75")] = "30",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Table to write: .csv or .parquet")] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--inputs", "-i", help="Input locations, if not those the run recorded")
+    ] = None,
+    cluster: Annotated[str | None, typer.Option(help="local, tcp://host:port, or none")] = None,
+) -> None:
+    """Per-polygon gross emissions (by gas, driver, loss year), removals and net flux of a run's outputs."""
+    from fluxgraph.zonal import zonal_stats
+
+    client = None
+    try:
+        client = _client(cluster, _config(None, {}))
+        table = zonal_stats(outputs=outputs, zones=zones, by=by, tcd=[t for t in tcd.split(",") if t.strip()],
+                            inputs=inputs or None, out=out, client=client)
+        totals = table[table.loss_year == "all"].drop(columns=["loss_year", "driver_code", "driver"])
+        typer.echo(totals.head(ZONAL_ROWS_SHOWN).to_string(index=False))
+        if len(totals) > ZONAL_ROWS_SHOWN:
+            typer.echo(f"... {len(totals) - ZONAL_ROWS_SHOWN} more zone x threshold totals (all rows with --out)")
+        if out is not None:
+            typer.echo(f"wrote {len(table)} rows to {out}")
     except FluxgraphError as exc:
         _fail(exc)
     finally:
@@ -257,13 +303,22 @@ def list_layers(
             fill = f", missing tile = {layer.fill:g}" if layer.fill != layer.nodata else ""
             typer.echo(f"  {layer.name:36s} {layer.filename(cfg.naming, tile)}")
             typer.echo(f"  {'':36s} {layer.dtype}, nodata {layer.nodata:g}, {layer.units}{fill}")
+    from fluxgraph.aggregate import MAPS, map_filename
+
+    typer.secho("[0.04° maps of create_derivative_outputs, one raster per run]", bold=True)
+    for m in MAPS:
+        typer.echo(f"  {m.name:36s} {map_filename(m.name, cfg, naming='gfw')}")
+        typer.echo(f"  {'':36s} {m.layer.dtype}, nodata {m.layer.nodata:g}, {m.layer.units}, from {m.source}")
 
 
 def _register_optional_commands() -> None:
+    from fluxgraph._cli_outputs import plot, stac
     from fluxgraph._cli_preles import preles_map, preles_site
 
     app.command("preles-site")(preles_site)
     app.command("preles-map")(preles_map)
+    app.command("stac")(stac)
+    app.command("plot")(plot)
 
 
 _register_optional_commands()

@@ -43,6 +43,10 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str = "") -> di
     return out
 
 
+COG_COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
+"""TIFF compressions a run may write COGs with (``run.cog_compress``)."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """The resolved configuration of a run (a validated view of the TOML data).
@@ -62,6 +66,9 @@ class RunConfig:
         check_chunks(tuple(self.data["grid"]["chunks"]))
         if self.data["run"]["missing_required"] not in ("error", "skip"):
             raise ConfigError("run.missing_required must be 'error' or 'skip'")
+        compress = str(self.data["run"]["cog_compress"]).lower()
+        if compress not in COG_COMPRESSIONS:
+            raise ConfigError(f"run.cog_compress must be one of {', '.join(COG_COMPRESSIONS)}, not {compress!r}")
 
     # -- convenient views ----------------------------------------------------------------
     @property

@@ -15,6 +15,7 @@ __all__ = [
     "PlanError",
     "PrelesInputError",
     "ResumeError",
+    "StacValidationError",
     "StorageError",
     "TableError",
     "UnknownLayerError",
@@ -66,3 +67,5 @@ class StorageError(FluxgraphError):
 
 class ResumeError(FluxgraphError):
     """``--resume`` was asked for a run that cannot be resumed (no state, or a different configuration)."""
+class StacValidationError(FluxgraphError):
+    """A STAC catalog of outputs cannot be built or does not validate."""

@@ -89,8 +89,12 @@ class _ReadBlock:
         (r0, r1), (c0, c1) = block_info[None]["array-location"]
         o = self.origin
         window = PixelWindow(o.row0 + r0, o.row0 + r1, o.col0 + c0, o.col0 + c1)
+        covering = [f for f in self.files if f.window.intersection(window) is not None]
+        if len(covering) == 1 and covering[0].window.intersection(window) == window \
+                and np.dtype(covering[0].dtype) == self.dtype:
+            return covering[0].read_all(window)  # the common case: no fill, no copy
         out = np.full(window.shape, self.fill, dtype=self.dtype)
-        for f in self.files:
+        for f in covering:
             f.read(window, out)
         return out
 

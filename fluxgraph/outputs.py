@@ -136,6 +136,20 @@ class OutputLocation:
             self.upload(local, *parts)
         return self.join(*parts)
 
+    def remove(self, *parts: str) -> None:
+        """Delete a file or folder (recursively) below the location, if it exists."""
+        import shutil
+
+        if not self.remote:
+            shutil.rmtree(self.join(*parts), ignore_errors=True)
+            return
+        fs = filesystem(self.storage_options)
+        try:
+            if fs.exists(self.join(*parts)):
+                fs.rm(self.join(*parts), recursive=True)
+        except Exception as exc:
+            raise storage_error(self.join(*parts), exc, action="delete") from None
+
     def upload(self, local: Path, *parts: str) -> None:
         """Copy a local file to ``parts`` below a remote location (nothing to do for a local one)."""
         if not self.remote:

@@ -1,8 +1,9 @@
 """The resume manifest: which tile parts of a run are finished, and what they measured.
 
 A run writes ``fluxgraph_manifest.json`` at its output location before computing anything,
-and rewrites it (atomically) each time a tile part's Zarr chunks and COGs have all landed. A
-part is recorded with its summary statistics and table values, so a resumed run
+and rewrites it (atomically) each time a tile part's Zarr chunks and COGs have all landed. The
+part's summary statistics, table values and 4-km map cells go, just before, into a file of its own
+(``fluxgraph_parts/{part}.json``, so the manifest stays small at global scale), so a resumed run
 (``fluxgraph run --resume``) computes only the parts that are missing and still reports the
 statistics and tables of the whole region. A part that was interrupted is not in the manifest
 and is rewritten in full: its Zarr chunks are overwritten (or deleted when empty) and its COGs
@@ -22,10 +23,13 @@ from fluxgraph.errors import ResumeError
 from fluxgraph.mosaic import Part
 from fluxgraph.outputs import OutputLocation
 
-__all__ = ["MANIFEST", "Manifest", "part_key"]
+__all__ = ["MANIFEST", "PARTS", "Manifest", "part_key"]
 
 MANIFEST = "fluxgraph_manifest.json"
 """File name of the manifest at the output location."""
+
+PARTS = "fluxgraph_parts"
+"""Folder of the finished parts' results at the output location."""
 
 FORMAT = 1
 
@@ -113,13 +117,28 @@ class Manifest:
                     "Resume with the same tiles, stages and options, or run without --resume to start over"
                 )
 
-    def record(self, part: Part, *, stats: Any, tables: Sequence[Any], chunks: int) -> None:
-        """Mark ``part`` finished, with its computed statistics and table values."""
-        self.done[part_key(part)] = {"stats": _encode(stats), "tables": _encode(list(tables)), "chunks": chunks}
+    def is_done(self, part: Part) -> bool:
+        """Whether ``part`` is recorded as finished."""
+        return part_key(part) in self.done
 
-    def finished(self, part: Part) -> tuple[Any, list[Any]] | None:
-        """``(stats, tables)`` of a finished part, or None if it must be computed."""
-        entry = self.done.get(part_key(part))
-        if entry is None:
-            return None
-        return _decode(entry["stats"]), _decode(entry["tables"])
+    def record(self, out: OutputLocation, part: Part, *, stats: Any, tables: Sequence[Any], maps: Any,
+               chunks: int) -> None:
+        """Mark ``part`` finished: write its results, then the manifest that lists it (both atomically)."""
+        name = _file_name(part)
+        out.write_text(json.dumps({"stats": _encode(stats), "tables": _encode(list(tables)), "maps": _encode(maps)}),
+                       PARTS, name)
+        self.done[part_key(part)] = {"chunks": chunks, "results": f"{PARTS}/{name}"}
+        self.save(out)
+
+    def results(self, out: OutputLocation, part: Part) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
+        """``(stats, tables, maps)`` of a finished part, read back from its results file."""
+        text = out.read_text(PARTS, _file_name(part))
+        if text is None:
+            raise ResumeError(f"{out.join(PARTS, _file_name(part))} is missing although the manifest lists the part "
+                              "as finished; run without --resume to start over")
+        data = json.loads(text)
+        return _decode(data["stats"]), _decode(data["tables"]), _decode(data["maps"])
+
+
+def _file_name(part: Part) -> str:
+    return part_key(part).replace(":", "_").replace(",", "_") + ".json"

@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 import fluxgraph
+from fluxgraph.aggregate import lazy_maps, write_maps
 from fluxgraph.catalog import get_layer
 from fluxgraph.config import RunConfig, load_config
 from fluxgraph.errors import ConfigError, FluxgraphError, MissingLayerError, ResumeError
@@ -31,6 +32,7 @@ from fluxgraph.grid import PixelWindow, row_pixel_area_m2
 from fluxgraph.monitor import performance_report, watch_cluster
 from fluxgraph.mosaic import Mosaic, Part, Region
 from fluxgraph.outputs import OutputLocation
+from fluxgraph.provenance import as_tags, run_provenance
 from fluxgraph.resume import Manifest, part_key
 from fluxgraph.s3 import storage_options as s3_storage_options
 from fluxgraph.sources import Source
@@ -91,7 +93,16 @@ class RunResult:
 
 
 def stage_targets(stages: str | Iterable[str], config: RunConfig) -> list[str]:
-    """Output layers of the named stages (``all`` = the standard chain)."""
+    """Layers a run writes: ``run.outputs`` when set (``key`` = ``outputs.key``), else the named stages' outputs.
+
+    ``all`` names the standard chain. With ``run.outputs`` the planner still computes every stage
+    those layers need, in memory, but writes only them.
+    """
+    wanted = config.data["run"].get("outputs") or []
+    if isinstance(wanted, str):
+        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
+    if wanted:
+        return _resolve_outputs(wanted, config)
     names = [s.strip() for s in (stages.split(",") if isinstance(stages, str) else stages) if s.strip()]
     registered = all_stages()
     if names == ["all"]:
@@ -102,20 +113,51 @@ def stage_targets(stages: str | Iterable[str], config: RunConfig) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _resolve_outputs(wanted: Iterable[str], config: RunConfig) -> list[str]:
+    """Expand ``key`` and check that each named layer is produced by a registered stage."""
+    made = {o for stage in all_stages().values() for o in stage.selected_outputs(config)}
+    out: list[str] = []
+    for name in wanted:
+        if name == "key":
+            out.extend(n for n in config.data["outputs"]["key"] if n in made)
+        elif name in made:
+            out.append(name)
+        else:
+            raise ConfigError(
+                f"output {name!r} is not a layer any stage produces; `fluxgraph stages` lists each stage's outputs"
+            )
+    return list(dict.fromkeys(out))
+
+
 def _summary_stats(arr: xr.DataArray, window: PixelWindow) -> dict[str, Any]:
-    """Lazy statistics of one layer part: nonzero count, sum, min, max, and a Mt total for per-ha fluxes."""
+    """Lazy statistics of one layer part: nonzero count, sum, min, max, and a Mt total for per-ha fluxes.
+
+    One pass per chunk (:func:`fluxgraph.kernels.stats.block_stats`), then a reduction of four numbers per chunk.
+    """
+    import dask.array as da
+
+    from fluxgraph.kernels.stats import block_stats
+
     data = arr.data
-    nz = data != 0
+    area = row_pixel_area_m2(window.row0, window.row1)  # m2, per row
+    area_da = da.from_array(area, chunks=(data.chunks[0],))
+
+    def per_block(block: np.ndarray, row_area: np.ndarray) -> np.ndarray:
+        return block_stats(block, row_area[:, 0])[None, None, :]
+
+    parts = da.map_blocks(per_block, data, area_da[:, None], new_axis=2, dtype=np.float64,
+                          chunks=((1,) * len(data.chunks[0]), (1,) * len(data.chunks[1]), (5,)))
     stats: dict[str, Any] = {
         "pixels": data.size,
-        "nonzero": nz.sum(),
-        "min": data.min(),
-        "max": data.max(),
+        "nonzero": parts[..., 0].sum(),
+        "min": parts[..., 1].min(),
+        "max": parts[..., 2].max(),
     }
     units = get_layer(str(arr.name)).units
     if units.startswith(("Mg CO2e/ha", "Mg CO2/ha")):
-        area = row_pixel_area_m2(window.row0, window.row1)[:, None]  # m2, per row
-        stats["total_Mt"] = (data.astype(np.float64) * area).sum() / 1e4 / 1e6
+        stats["total_Mt"] = parts[..., 3].sum() / 1e4 / 1e6
+    elif units.startswith(("Mg CO2e/pixel", "Mg CO2/pixel")):
+        stats["total_Mt"] = parts[..., 4].sum() / 1e6
     return stats
 
 
@@ -278,36 +320,44 @@ def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_
 
 @dataclass
 class _PartJob:
-    """The lazy work of one tile part: its writes, its statistics and its table reductions."""
+    """The lazy work of one tile part, in two phases.
+
+    Phase 1 computes every layer once, writes it to the Zarr store chunk by chunk and reduces the
+    statistics, tables and 4-km map cells; phase 2 streams the part's COGs from the store.
+    """
 
     part: Part
-    work: tuple[list[Any], dict[str, Any], list[Any]]
+    compute: tuple[Any, dict[str, Any], list[Any], Any]
+    cogs: list[Any]
     chunks: int
 
 
 def _part_work(part: Part, arrays: Mapping[str, xr.DataArray], everything: Mapping[str, xr.DataArray],
-               summaries: list[Any], *, out: OutputLocation, zarr_path: str | None, store_window: PixelWindow | None,
+               summaries: list[Any], *, out: OutputLocation, zarr_path: str, store_window: PixelWindow,
                config: RunConfig, naming: str, attrs: Mapping[str, Any], annual_layers: bool
                ) -> tuple[_PartJob, list[str]]:
-    """The writes (Zarr region, COGs), statistics and table reductions of one part, and its COG paths."""
+    """The two phases of one part (:class:`_PartJob`) and the paths of its COGs."""
     run_cfg = config.data["run"]
     opts = out.storage_options
-    tasks: list[Any] = []
-    cogs: list[str] = []
-    if zarr_path is not None and store_window is not None:
-        tasks.append(write_zarr_region(zarr_path, arrays, part.window, store_window, storage_options=opts))
-    for name, arr in arrays.items():
-        if run_cfg["write_cog"]:
-            path = cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming)
-            tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs,
-                                   storage_options=opts))
-            cogs.append(path)
-    if annual_layers:
-        cogs += _annual_layer_writes(tasks, out, part, arrays, everything, config, attrs)
+    write = write_zarr_region(zarr_path, arrays, part.window, store_window, storage_options=opts)
     stats = {name: _summary_stats(arr, part.window) for name, arr in arrays.items()}
     tables = [lazy for p, _, lazy in summaries if p == part]
+    maps = lazy_maps(everything, part.window, config)
+    cog_tasks: list[Any] = []
+    cogs: list[str] = []
+    if run_cfg["write_cog"] or annual_layers:
+        stored = {name: _stored(zarr_path, name, part.window, store_window, config.chunks, storage_options=opts)
+                  for name in arrays}
+        if run_cfg["write_cog"]:
+            for name, arr in stored.items():
+                path = cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming)
+                cog_tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs,
+                                           storage_options=opts, **_cog_options(config)))
+                cogs.append(path)
+        if annual_layers:
+            cogs += _annual_layer_writes(cog_tasks, out, part, stored, everything, config, attrs)
     chunks = sum(arr.data.npartitions for arr in arrays.values())
-    return _PartJob(part, (tasks, stats, tables), chunks), cogs
+    return _PartJob(part, (write, stats, tables, maps), cog_tasks, chunks), cogs
 
 
 def _open_manifest(out: OutputLocation, config: RunConfig, identity: dict[str, Any], resume: bool) -> Manifest:
@@ -327,7 +377,7 @@ def _open_manifest(out: OutputLocation, config: RunConfig, identity: dict[str, A
 
 def _run(inputs, out: OutputLocation, region, stages, config, naming, save_intermediates, client, progress,
          storage_options, t0, annual_layers=False, resume=False) -> RunResult:
-    mosaic, _plans, skipped, written_names, built, summaries, everything = _plan_and_build(
+    mosaic, plans, skipped, written_names, built, summaries, everything = _plan_and_build(
         inputs, region, stages, config, save_intermediates, storage_options)
     identity = {
         "targets": stage_targets(stages, config), "layers": written_names, "naming": naming,
@@ -338,15 +388,19 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     out.write_text(config.to_toml(), "config.toml")
 
     run_cfg = config.data["run"]
-    attrs = _provenance(config, mosaic)
-    zarr_path = store_window = None
-    if run_cfg["write_zarr"]:
-        zarr_path = out.join("fluxgraph.zarr")
-        if resume and out.exists("fluxgraph.zarr", "zarr.json"):
-            store_window = mosaic.window.snap_out(config.chunks)
-        else:
-            store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=attrs,
-                                             storage_options=out.storage_options)
+    provenance = run_provenance(config=config, inputs=[s.label for s in mosaic.sources],
+                                read_layers=set().union(*(p.read for _, p in plans)))
+    attrs = as_tags(provenance)
+    # Zarr first (every layer computed once, chunk by chunk), then each COG from its own Zarr variable:
+    # dask renames the whole upstream graph of a collection handed to a delayed call (ProhibitReuse),
+    # so COGs written straight from the stage graph each recomputed every stage (measured 7x the reads).
+    zarr_name = "fluxgraph.zarr" if run_cfg["write_zarr"] else ".scratch.zarr"
+    zarr_path: str | None = out.join(zarr_name)
+    if resume and out.exists(zarr_name, "zarr.json"):
+        store_window = mosaic.window.snap_out(config.chunks)
+    else:
+        store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance,
+                                         storage_options=out.storage_options)
     jobs: list[_PartJob] = []
     cogs: list[str] = []
     for part, arrays in built:
@@ -354,7 +408,7 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
                                     store_window=store_window, config=config, naming=naming, attrs=attrs,
                                     annual_layers=annual_layers)
         cogs += part_cogs
-        if manifest.finished(part) is None:
+        if not manifest.is_done(part):
             jobs.append(job)
     resumed = len(built) - len(jobs)
     n_px = sum(j.part.window.size for j in jobs)
@@ -362,9 +416,8 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
              f" ({resumed} part(s) already finished)" if resumed else "")
 
     def done(job: _PartJob, result: Any, k: int) -> None:
-        _writes, stats, tables = result
-        manifest.record(job.part, stats=stats, tables=tables, chunks=job.chunks)
-        manifest.save(out)
+        _write, stats, tables, maps = result
+        manifest.record(out, job.part, stats=stats, tables=tables, maps=maps, chunks=job.chunks)
         log.info("part %d/%d done: %s (%d chunks)", k + resumed, len(built), part_key(job.part), job.chunks)
         if progress:
             print(f"[{k + resumed}/{len(built)}] {job.part.tile} done "
@@ -374,16 +427,35 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     with watch_cluster(client) as events, performance_report(client, out.local / "dask-report.html"):
         _compute_parts(jobs, on_done=done, client=client, in_flight=in_flight)
 
-    per_part = [(part, manifest.finished(part)) for part, _ in built]
+    if run_cfg["write_cog"] and run_cfg.get("write_stac", True):
+        if out.remote:
+            log.warning("no STAC catalog for s3:// outputs yet: build it from a local copy with `fluxgraph stac`")
+        else:
+            from fluxgraph.stac import write_catalog
+
+            log.info("wrote the STAC catalog %s", write_catalog(out.local))
+    if not run_cfg["write_zarr"]:
+        out.remove(zarr_name)
+        zarr_path = None
+
     stats: dict[str, list[Any]] = {}
     table_rows: list[tuple[Part, Summary, Any]] = []
-    for part, (part_stats, part_tables) in per_part:  # type: ignore[misc]
+    maps: list[tuple[PixelWindow, Any]] = []
+    for part, _ in built:
+        part_stats, part_tables, part_maps = manifest.results(out, part)
         for name in written_names:
             if name in part_stats:
                 stats.setdefault(name, []).append(part_stats[name])
         specs = [spec for p, spec, _ in summaries if p == part]
         table_rows += [(part, spec, values) for spec, values in zip(specs, part_tables, strict=True)]
+        maps.append((part.window, part_maps))
     summary = {name: _combine(parts) for name, parts in stats.items()}
+    if any(cells for _, cells in maps):
+        written_maps = write_maps(out.local / "cog" / "0_04deg", maps, config=config, naming=naming, tags=attrs)
+        cogs += [out.join(*Path(p).relative_to(out.local).parts) for p in written_maps.values()]
+        summary |= {name: {"total_Mt_per_year": float(sum(np.sum(cells[name], dtype=np.float64)
+                                                          for _, cells in maps if name in cells))}
+                    for name in written_maps}
     _write_tables(out, table_rows, config)
     result = RunResult(out.url if out.remote else out.local, zarr_path, cogs, written_names,
                        [p for p, _ in built], skipped, time.perf_counter() - t0, summary,
@@ -396,38 +468,47 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
 
 
 def _compute_parts(jobs: Sequence[_PartJob], *, on_done: Any, client: Any, in_flight: int) -> None:
-    """Compute parts, each as its own graph; call ``on_done(job, result, k)`` as each finishes.
+    """Compute parts, each as its own graphs; call ``on_done(job, phase-1 result, k)`` as each finishes.
 
-    On a cluster at most ``in_flight`` parts are submitted at a time and the next is submitted
-    as one completes (:func:`distributed.as_completed`), so the client never holds the graph of
-    a whole global run and finished parts are committed while others run. Without a client the
-    parts are computed one after the other with the current dask scheduler.
+    On a cluster at most ``in_flight`` parts are in flight at a time and the next is submitted as one
+    completes (:func:`distributed.as_completed`), so the client never holds the graph of a whole global
+    run and finished parts are committed while others run. A part's COGs (phase 2) are submitted when its
+    Zarr region (phase 1) has landed. Without a client the parts are computed one after the other with
+    the current dask scheduler.
     """
     if client is None:
         for k, job in enumerate(jobs, 1):
-            on_done(job, dask.compute(job.work)[0], k)
+            result = dask.compute(job.compute)[0]
+            if job.cogs:
+                dask.compute(job.cogs)
+            on_done(job, result, k)
         return
     from distributed import as_completed
 
     pending = iter(jobs)
-    running: dict[Any, _PartJob] = {}
+    running: dict[Any, tuple[_PartJob, Any]] = {}  # future -> (job, phase-1 result once known)
 
     def submit() -> Any:
         job = next(pending, None)
         if job is None:
             return None
-        future = client.compute(dask.delayed(job.work, traverse=True))
-        running[future] = job
+        future = client.compute(dask.delayed(job.compute, traverse=True))
+        running[future] = (job, None)
         return future
 
     queue = as_completed([f for f in (submit() for _ in range(max(1, in_flight))) if f is not None])
     k = 0
     try:
         for future in queue:
-            job = running.pop(future)
+            job, first = running.pop(future)
             result = future.result()
+            if first is None and job.cogs:
+                cogs = client.compute(dask.delayed(job.cogs, traverse=True))
+                running[cogs] = (job, result)
+                queue.add(cogs)
+                continue
             k += 1
-            on_done(job, result, k)
+            on_done(job, result if first is None else first, k)
             nxt = submit()
             if nxt is not None:
                 queue.add(nxt)
@@ -500,6 +581,24 @@ def _dry_run(inputs, out: OutputLocation, region, stages, config, save_intermedi
     return report
 
 
+def _stored(store: str, name: str, part: PixelWindow, store_window: PixelWindow,
+            chunks: tuple[int, int], *, storage_options: Mapping[str, Any] | None = None) -> xr.DataArray:
+    """One layer of one part, read back lazily from the run's Zarr store on the part's chunk lattice."""
+    rows, cols = part.relative_to(store_window)
+    var = xr.open_zarr(store, consolidated=False, chunks=None,
+                       storage_options=dict(storage_options) if storage_options else None)[name]
+    var = var.isel(lat=rows, lon=cols).drop_vars("spatial_ref", errors="ignore")
+    row_chunks, col_chunks = part.chunks(chunks)
+    return var.chunk({"lat": row_chunks, "lon": col_chunks}).rename(name)
+
+
+def _cog_options(config: RunConfig) -> dict[str, Any]:
+    """Compression keywords of :func:`fluxgraph.writers.write_cog` from ``[run]``."""
+    run_cfg = config.data["run"]
+    compress = str(run_cfg["cog_compress"]).lower()
+    return {"compress": "NONE" if compress == "none" else compress, "level": run_cfg.get("cog_level")}
+
+
 def _annual_layer_writes(tasks: list[Any], out: OutputLocation, part: Part, arrays: Mapping[str, xr.DataArray],
                          everything: Mapping[str, xr.DataArray], config: RunConfig, attrs: Mapping[str, str]
                          ) -> list[str]:
@@ -514,7 +613,7 @@ def _annual_layer_writes(tasks: list[Any], out: OutputLocation, part: Part, arra
             layer_k = arr.where(loss == k, np.float32(0)).astype(np.float32).rename(name)
             path = out.join("cog", "annual", name, str(year), f"{part.tile}.tif")
             tasks.append(write_cog(layer_k, part.window, path, tags={**attrs, "loss_year": str(year)},
-                                   storage_options=out.storage_options))
+                                   storage_options=out.storage_options, **_cog_options(config)))
             paths.append(path)
     return paths
 
@@ -543,19 +642,3 @@ def _write_tables(out: OutputLocation, results: list[tuple[Part, Summary, Any]],
     return paths
 
 
-def _provenance(config: RunConfig, mosaic: Mosaic) -> dict[str, Any]:
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in ("numpy", "numba", "dask", "distributed", "xarray", "rasterio", "zarr"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            versions[pkg] = md.version(pkg)
-    return {
-        "fluxgraph_version": fluxgraph.__version__,
-        "model_version": config.model_version,
-        "model_years": f"{config.first_year}-{config.first_year + config.model_years - 1}",
-        "config_digest": config.digest(),
-        "inputs": json.dumps([s.label for s in mosaic.sources]),
-        "package_versions": json.dumps(versions),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }

@@ -64,6 +64,11 @@ class TileFile:
     dtype: str
     source: Source = field(compare=False, repr=False)
 
+    def read_all(self, window: PixelWindow) -> np.ndarray:
+        """The pixels of ``window``, which this file covers entirely, in the file's dtype."""
+        _notify(self.path, window)
+        return self.source.read_window(self, window)
+
     def read(self, window: PixelWindow, out: np.ndarray) -> None:
         """Read the part of ``window`` this file covers into ``out`` (an array covering ``window``)."""
         inter = self.window.intersection(window)

@@ -12,6 +12,7 @@ from fluxgraph.stages import (
     annual_removals_mangrove,
     annual_removals_us,
     carbon_pools,
+    create_derivative_outputs,
     forest_age_category,
     gain_year_count,
     gross_emissions,
@@ -34,6 +35,7 @@ STAGES: list[Stage] = [
     carbon_pools.STAGE,
     *gross_emissions.STAGES,
     net_flux.STAGE,
+    create_derivative_outputs.STAGE,
 ]
 
 __all__ = ["STAGES"]

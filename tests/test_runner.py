@@ -10,9 +10,11 @@ from fluxgraph.kernels.removals import gain_year_count
 
 from fluxgraph.config import load_config
 from fluxgraph.demodata import write_demo_tiles
+from fluxgraph.errors import ConfigError
 from fluxgraph.grid import TileId
 from fluxgraph.mosaic import open_mosaic
 from fluxgraph.runner import run
+from fluxgraph.writers import read_cog_tags
 
 TILE = "00N_110E"
 
@@ -71,13 +73,13 @@ def test_gfw_names_for_every_intermediate(tmp_path, demo_tiles):
     ):
         assert expected in names
     with rasterio.open(tmp_path / "out" / "cog" / "00N_110E_Mg_soil_C_ha_emis_year_2000.tif") as src:
-        assert src.dtypes[0] == "uint16" and src.nodata == 0 and src.tags()["model_version"] == "1.4.3"
+        assert src.dtypes[0] == "uint16" and src.nodata == 0 and read_cog_tags(src.name)["model_version"] == "1.4.3"
 
 
 def test_dry_run_counts_without_computing(tmp_path):
     rep = run(["demo://?size=800"], out=tmp_path, tiles="00N_110E,30N_090W", stages="net_flux", dry_run=True)
     assert rep.parts == 2 and rep.pixels == 2 * 800 * 800
-    assert rep.layers_written == 1 and rep.chunks == 2  # one 800 x 800 chunk per tile
+    assert rep.layers_written == 1 and rep.chunks == 4  # two 400 x 800 chunks (full-width rows) per tile
     assert rep.bytes_written == {"net_flux": 2 * 800 * 800 * 4}
     assert rep.tasks > rep.chunks and rep.bytes_read > 0
     assert not (tmp_path / "fluxgraph.zarr").exists()
@@ -178,3 +180,25 @@ def test_chain_is_independent_of_chunking_and_of_supplying_an_intermediate(tmp_p
             rasterio.open(tmp_path / "b" / "cog" / "00N_110E_net_flux_Mg_CO2e_ha_biomass_soil_2001_25.tif") as b:
         va, vb = a.read(1), b.read(1)
     assert va.any() and va.tobytes() == vb.tobytes()
+
+
+def test_key_outputs_are_written_alone_with_the_values_of_a_full_run(tmp_path):
+    kw = {"tiles": TILE, "progress": False}
+    key = run(["demo://?size=200"], out=tmp_path / "key", config=load_config(overrides={"run": {"outputs": ["key"]}}),
+              **kw)
+    full = run(["demo://?size=200"], out=tmp_path / "full", stages="all", **kw)
+    assert key.layers == ["gross_emis_all_gases_biomass_soil", "gross_removals", "net_flux"]
+    assert len(full.layers) > 20 and set(key.layers) < set(full.layers)
+    a = xr.open_zarr(tmp_path / "key" / "fluxgraph.zarr", consolidated=False)
+    b = xr.open_zarr(tmp_path / "full" / "fluxgraph.zarr", consolidated=False)
+    assert sorted(set(a.data_vars) - {"spatial_ref"}) == sorted(key.layers)
+    w, s, e, n = key.parts[0].window.bounds
+    for name in key.layers:
+        va = a[name].sel(lat=slice(n, s), lon=slice(w, e)).values
+        assert va.any() and va.tobytes() == b[name].sel(lat=slice(n, s), lon=slice(w, e)).values.tobytes()
+
+
+def test_unknown_output_layer_is_refused_with_the_fix(tmp_path):
+    cfg = load_config(overrides={"run": {"outputs": ["net_flux", "gross_emis_everything"]}})
+    with pytest.raises(ConfigError, match=r"'gross_emis_everything' is not a layer any stage produces.*stages"):
+        run(["demo://?size=400"], out=tmp_path, tiles=TILE, config=cfg, progress=False)

@@ -168,17 +168,3 @@ def test_missing_credentials_say_where_they_come_from(tmp_path, s3, monkeypatch)
     assert "AWS_ACCESS_KEY_ID" in res.output and "instance profile" in res.output
     assert SECRET not in res.output and not Path(tmp_path / "o" / "fluxgraph.zarr").exists()
 
-
-@pytest.mark.slow
-def test_streamed_cog_is_uploaded_whole(tmp_path, s3, monkeypatch):
-    """Parts too large for one task are streamed by odc-geo as an S3 multipart upload (forced here)."""
-    from fluxgraph import writers
-
-    opts = {"endpoint_url": s3["endpoint"]}
-    kw = {"tiles": "00N_110E", "stages": "model_extent", "progress": False}
-    local = run([s3["local_tiles"]], out=tmp_path / "local", **kw)
-    monkeypatch.setattr(writers, "SINGLE_TASK_COG_MAX_PX", 0)
-    run(["s3://fg-in/gfw"], out="s3://fg-out/streamed", storage_options=opts, **kw)
-    a = _read_cog(str(tmp_path / "local" / "cog" / "model_extent" / "00N_110E.tif"), s3["endpoint"])
-    b = _read_cog("s3://fg-out/streamed/cog/model_extent/00N_110E.tif", s3["endpoint"])
-    assert local.summary["model_extent"]["nonzero"] > 0 and a.tobytes() == b.tobytes()
