@@ -129,7 +129,7 @@ def _input_arrays(ds: xr.Dataset, window: PixelWindow, config: RunConfig, inputs
         recorded = ds.attrs.get("inputs")
         if not recorded:
             raise ConfigError("the run's store does not record its inputs; pass them with --inputs (inputs=)")
-        inputs = json.loads(recorded)
+        inputs = json.loads(recorded) if isinstance(recorded, str) else list(recorded)
         where = "recorded by the run"
     else:
         where = "given"
