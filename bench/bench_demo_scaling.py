@@ -11,8 +11,8 @@ of the client, Mpixel/s per core and per wall second, peak RSS per worker (sampl
 speed-up of the largest worker count over one worker. Results are printed as JSON lines and appended to
 ``{out}/results.jsonl``.
 
-``--size 4000`` makes each tile part one whole default 4000 × 4000 chunk: its peak RSS per worker is the
-figure to size workers with (docs/cluster.md).
+``--size 40000 --bbox 110,-0.1,120,0`` computes exactly one whole default chunk (400 rows × 40 000
+columns of tile 00N_110E): its peak RSS per worker is the figure to size workers with (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ import bench_stages
 cloudpickle.register_pickle_by_value(bench_stages)  # workers need not import it
 
 
-def measure(*, workers: int, size: int, tiles: str, out: Path) -> dict:
+def measure(*, workers: int, size: int, tiles: str, out: Path, bbox: str | None = None) -> dict:
     from fluxgraph.config import load_config
-    from fluxgraph.grid import tile_list
     from fluxgraph.runner import run
 
     cfg = load_config()
@@ -53,8 +52,9 @@ def measure(*, workers: int, size: int, tiles: str, out: Path) -> dict:
         w0 = client.run(bench_stages._rusage)
         c0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
-        res = run([f"demo://?size={size}&seed=0"], out=target, tiles=tiles, stages="all", config=cfg,
-                  client=client, progress=False)
+        region = {"bbox": bbox} if bbox else {"tiles": tiles}
+        res = run([f"demo://?size={size}&seed=0"], out=target, stages="all", config=cfg, client=client,
+                  progress=False, **region)
         wall = time.perf_counter() - t0
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         w1 = client.run(bench_stages._rusage)
@@ -65,9 +65,9 @@ def measure(*, workers: int, size: int, tiles: str, out: Path) -> dict:
     shutil.rmtree(target, ignore_errors=True)
     cpu_w = sum((w1[a][0] - w0[a][0]) + (w1[a][1] - w0[a][1]) for a in w1)
     cpu_c = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
-    px = size * size * len(tile_list(tiles))
+    px = sum(p.window.size for p in res.parts)
     return {
-        "workers": workers, "size": size, "tiles": tiles, "pixels": px, "chunks": list(cfg.chunks),
+        "workers": workers, "size": size, "region": bbox or tiles, "pixels": px, "chunks": list(cfg.chunks),
         "wall_s": round(wall, 2), "cpu_workers_s": round(cpu_w, 2), "cpu_client_s": round(cpu_c, 2),
         "mpx_per_core_s": round(px / 1e6 / (cpu_w + cpu_c), 3), "mpx_per_wall_s": round(px / 1e6 / wall, 3),
         "peak_rss_mb_per_worker": round(max(peaks.values())), "layers": len(res.layers),
@@ -80,12 +80,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1000)
     ap.add_argument("--tiles", default="test")
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--bbox", default=None, help="W,S,E,N instead of --tiles (e.g. one whole default chunk)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "cache" / "demo_scaling")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in [int(v) for v in args.workers.split(",")]:
-        row = measure(workers=n, size=args.size, tiles=args.tiles, out=args.out)
+        row = measure(workers=n, size=args.size, tiles=args.tiles, out=args.out, bbox=args.bbox)
         rows.append(row)
         print(json.dumps(row), flush=True)
         with open(args.out / "results.jsonl", "a") as f:
