@@ -60,6 +60,12 @@ def _print_summary(result: Any) -> None:
                f"in {result.seconds:.1f} s to {result.out}")
     if result.skipped:
         typer.echo(f"Skipped tiles: {', '.join(result.skipped)}")
+    if result.resumed_parts:
+        typer.echo(f"Resumed: {result.resumed_parts} part(s) were already finished; computed "
+                   f"{result.computed_parts} part(s), {result.computed_chunks} chunk(s)")
+    if result.cluster_events.get("workers_lost"):
+        ev = result.cluster_events
+        typer.echo(f"Lost {len(ev['workers_lost'])} worker(s) during the run; {ev['tasks_retried']} task(s) retried")
     typer.echo(f"{'layer':44s} {'units':34s} {'nonzero px':>11s} {'min':>10s} {'max':>10s} {'total Mt':>10s}")
     for name in result.layers:
         st = result.summary.get(name, {})
@@ -102,7 +108,7 @@ def run(
     inputs: Annotated[
         list[str], typer.Option("--inputs", "-i", help="Input folder, s3://bucket/prefix or demo://; repeatable")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder or s3://bucket/prefix")],
     tiles: Annotated[str | None, typer.Option(help="Tile ids (00N_110E,10S_040E) or a list: all, us, test")] = None,
     bbox: Annotated[str | None, typer.Option(help="Region W,S,E,N in degrees")] = None,
     stages: Annotated[str, typer.Option(help="Stages to run (comma-separated) or 'all'")] = "all",
@@ -132,8 +138,18 @@ def run(
     tcd_threshold: Annotated[
         int | None, typer.Option(help="Forest extent of the derivative outputs and 4-km maps: TCD2000 > this")
     ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run at --out: compute only the tile parts not finished")
+    ] = False,
+    s3_anon: Annotated[bool, typer.Option("--s3-anon", help="S3: unsigned requests (public buckets)")] = False,
+    s3_requester_pays: Annotated[
+        bool, typer.Option("--s3-requester-pays", help="S3: pay for requests to requester-pays buckets")
+    ] = False,
+    s3_endpoint_url: Annotated[
+        str | None, typer.Option("--s3-endpoint-url", help="S3-compatible store, e.g. http://127.0.0.1:9000")
+    ] = None,
 ) -> None:
-    """Run model stages over tiles or a bounding box; write Zarr and COG outputs."""
+    """Run model stages over tiles or a bounding box; write Zarr and COG outputs (local or S3)."""
     from fluxgraph.runner import run as run_api
 
     if not tiles and not bbox:
@@ -154,6 +170,8 @@ def run(
             | ({"outputs": [o.strip() for o in outputs.split(",") if o.strip()]} if outputs else {}),
             "grid": {"chunks": [chunks, chunks]} if chunks else {},
             "stages": stage_overrides,
+            "s3": {k: v for k, v in {"anon": s3_anon, "requester_pays": s3_requester_pays,
+                                      "endpoint_url": s3_endpoint_url}.items() if v},
         })
         if dry_run:
             report = run_api(inputs, out=out, tiles=tiles, bbox=bbox, stages=stages, config=cfg,
@@ -163,8 +181,10 @@ def run(
         client = _client(cluster, cfg)
         result = run_api(inputs, out=out, tiles=tiles, bbox=bbox, stages=stages, config=cfg,
                          naming=naming, save_intermediates=save_intermediates, client=client,  # type: ignore[arg-type]
-                         annual_layers=annual_layers)
+                         annual_layers=annual_layers, resume=resume)
         _print_summary(result)
+        if client is not None:
+            typer.echo(f"Dask performance report: {result.out}/dask-report.html")
     except FluxgraphError as exc:
         _fail(exc)
     finally:

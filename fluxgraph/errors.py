@@ -14,7 +14,9 @@ __all__ = [
     "MissingLayerError",
     "PlanError",
     "PrelesInputError",
+    "ResumeError",
     "StacValidationError",
+    "StorageError",
     "TableError",
     "UnknownLayerError",
 ]
@@ -59,5 +61,11 @@ class PrelesInputError(FluxgraphError):
     """PRELES weather, parameters or states are invalid."""
 
 
+class StorageError(FluxgraphError):
+    """An input or output location (a folder or an ``s3://`` bucket) cannot be read or written."""
+
+
+class ResumeError(FluxgraphError):
+    """``--resume`` was asked for a run that cannot be resumed (no state, or a different configuration)."""
 class StacValidationError(FluxgraphError):
     """A STAC catalog of outputs cannot be built or does not validate."""

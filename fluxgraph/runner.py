@@ -8,6 +8,7 @@ outputs, a log file, the resolved configuration and a JSON summary.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -25,11 +26,15 @@ import fluxgraph
 from fluxgraph.aggregate import lazy_maps, write_maps
 from fluxgraph.catalog import get_layer
 from fluxgraph.config import RunConfig, load_config
-from fluxgraph.errors import ConfigError, MissingLayerError
+from fluxgraph.errors import ConfigError, FluxgraphError, MissingLayerError, ResumeError
 from fluxgraph.graph import Plan, Summary, all_stages, build, get_stage, plan
 from fluxgraph.grid import PixelWindow, row_pixel_area_m2
+from fluxgraph.monitor import performance_report, watch_cluster
 from fluxgraph.mosaic import Mosaic, Part, Region
+from fluxgraph.outputs import OutputLocation
 from fluxgraph.provenance import as_tags, run_provenance
+from fluxgraph.resume import Manifest, part_key
+from fluxgraph.s3 import storage_options as s3_storage_options
 from fluxgraph.sources import Source
 from fluxgraph.writers import COG_TILE, cog_path, create_zarr_store, write_cog, write_zarr_region
 
@@ -57,7 +62,7 @@ STANDARD_CHAIN = (
 class RunResult:
     """What a run wrote and measured."""
 
-    out: Path
+    out: Path | str
     zarr: str | None
     cogs: list[str]
     layers: list[str]
@@ -65,6 +70,10 @@ class RunResult:
     skipped: dict[str, str]
     seconds: float
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    computed_parts: int = 0
+    computed_chunks: int = 0
+    resumed_parts: int = 0
+    cluster_events: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +86,9 @@ class RunResult:
             "skipped_tiles": self.skipped,
             "seconds": round(self.seconds, 3),
             "summary": self.summary,
+            "computed": {"parts": self.computed_parts, "chunks": self.computed_chunks},
+            "resumed_parts": self.resumed_parts,
+            "cluster_events": self.cluster_events,
         }
 
 
@@ -164,9 +176,9 @@ def _combine(parts_stats: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def _setup_logging(out: Path) -> logging.Handler:
+def _setup_logging(folder: Path) -> logging.Handler:
     stamp = time.strftime("%Y_%m_%d__%H_%M_%S")
-    handler = logging.FileHandler(out / f"fluxgraph_log_{stamp}.txt")
+    handler = logging.FileHandler(folder / f"fluxgraph_log_{stamp}.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -188,6 +200,7 @@ def run(
     storage_options: Mapping[str, Any] | None = None,
     dry_run: bool = False,
     annual_layers: bool = False,
+    resume: bool = False,
 ) -> RunResult | DryRunReport:
     """Run stages over a region and write Zarr + COG outputs.
 
@@ -196,7 +209,7 @@ def run(
     inputs : sequence of str, Path or Source
         Input locations: folders, ``s3://…``, ``demo://…``.
     out : str or Path
-        Output folder (created).
+        Output folder (created) or ``s3://bucket/prefix``.
     tiles, bbox :
         The region: tile ids or a list name, and/or ``W,S,E,N`` degrees.
     stages : str or iterable of str
@@ -210,32 +223,51 @@ def run(
     client : distributed.Client, optional
         Where to compute; the local threaded scheduler if omitted.
     progress : bool
-        Show a progress bar.
+        Print a line as each tile part finishes.
+    storage_options : mapping, optional
+        s3fs options for ``s3://`` inputs and outputs; default from the ``[s3]`` table of the
+        configuration (anonymous access, requester-pays, endpoint URL). Never credentials.
     annual_layers : bool
         Also write, for each gross-emissions (all gases) layer, one COG per loss year that
         keeps only that year's pixels: ``cog/annual/{layer}/{year}/{tile}.tif``.
     dry_run : bool
         Plan and build the whole graph but compute and write nothing; return a
         :class:`DryRunReport` (chunks, tasks, bytes, client time and memory).
+    resume : bool
+        Continue the run at ``out``: compute only the tile parts its manifest does not list as
+        finished. The configuration, region, stages and options must be the same.
 
     Returns
     -------
     RunResult or DryRunReport
+
+    Raises
+    ------
+    fluxgraph.errors.ResumeError
+        With ``resume``, when ``out`` holds no run or a run with another configuration.
+    fluxgraph.errors.StorageError
+        When an ``s3://`` input or output cannot be reached (no such bucket, no credentials).
     """
     t0 = time.perf_counter()
     config = config or load_config()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    handler = _setup_logging(out)
+    if storage_options is None:
+        storage_options = s3_storage_options(config.data.get("s3", {}))
+    location = OutputLocation(str(out), storage_options=dict(storage_options))
+    handler = _setup_logging(location.local)
     try:
         region = Region.parse(tiles=tiles, bbox=bbox)
         if dry_run:
-            return _dry_run(inputs, out, region, stages, config, save_intermediates, storage_options, t0)
-        return _run(inputs, out, region, stages, config, naming,
-                    save_intermediates, client, progress, storage_options, t0, annual_layers)
+            return _dry_run(inputs, location, region, stages, config, save_intermediates, storage_options, t0)
+        location.check()
+        return _run(inputs, location, region, stages, config, naming,
+                    save_intermediates, client, progress, storage_options, t0, annual_layers, resume)
     finally:
         log.removeHandler(handler)
         handler.close()
+        if location.remote:  # the log and whatever else was written, also after a failure
+            with contextlib.suppress(FluxgraphError):
+                location.upload_folder()
+            shutil.rmtree(location.local, ignore_errors=True)
 
 
 def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_options):
@@ -286,11 +318,74 @@ def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_
     return mosaic, plans, skipped, written_names, built, summaries, everything
 
 
-def _run(inputs, out, region, stages, config, naming, save_intermediates, client, progress,
-         storage_options, t0, annual_layers=False) -> RunResult:
-    (out / "config.toml").write_text(config.to_toml())
+@dataclass
+class _PartJob:
+    """The lazy work of one tile part, in two phases.
+
+    Phase 1 computes every layer once, writes it to the Zarr store chunk by chunk and reduces the
+    statistics, tables and 4-km map cells; phase 2 streams the part's COGs from the store.
+    """
+
+    part: Part
+    compute: tuple[Any, dict[str, Any], list[Any], Any]
+    cogs: list[Any]
+    chunks: int
+
+
+def _part_work(part: Part, arrays: Mapping[str, xr.DataArray], everything: Mapping[str, xr.DataArray],
+               summaries: list[Any], *, out: OutputLocation, zarr_path: str, store_window: PixelWindow,
+               config: RunConfig, naming: str, attrs: Mapping[str, Any], annual_layers: bool
+               ) -> tuple[_PartJob, list[str]]:
+    """The two phases of one part (:class:`_PartJob`) and the paths of its COGs."""
+    run_cfg = config.data["run"]
+    opts = out.storage_options
+    write = write_zarr_region(zarr_path, arrays, part.window, store_window, storage_options=opts)
+    stats = {name: _summary_stats(arr, part.window) for name, arr in arrays.items()}
+    tables = [lazy for p, _, lazy in summaries if p == part]
+    maps = lazy_maps(everything, part.window, config)
+    cog_tasks: list[Any] = []
+    cogs: list[str] = []
+    if run_cfg["write_cog"] or annual_layers:
+        stored = {name: _stored(zarr_path, name, part.window, store_window, storage_options=opts)
+                  for name in arrays}
+        if run_cfg["write_cog"]:
+            for name, arr in stored.items():
+                path = cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming)
+                cog_tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs,
+                                           storage_options=opts, **_cog_options(config)))
+                cogs.append(path)
+        if annual_layers:
+            cogs += _annual_layer_writes(cog_tasks, out, part, stored, everything, config, attrs)
+    chunks = sum(arr.data.npartitions for arr in arrays.values())
+    return _PartJob(part, (write, stats, tables, maps), cog_tasks, chunks), cogs
+
+
+def _open_manifest(out: OutputLocation, config: RunConfig, identity: dict[str, Any], resume: bool) -> Manifest:
+    """The run's manifest: the one at ``out`` when resuming (checked), else a new, empty one (saved)."""
+    if resume:
+        found = Manifest.load(out)
+        if found is None:
+            raise ResumeError(f"nothing to resume at {out.url}: it holds no fluxgraph manifest "
+                              "(fluxgraph_manifest.json); run without --resume")
+        found.check_resumable(config_digest=config.digest(), identity=identity, where=out.url)
+        log.info("resuming the run at %s: %d part(s) already finished", out.url, len(found.done))
+        return found
+    manifest = Manifest(config.digest(), identity)
+    manifest.save(out)
+    return manifest
+
+
+def _run(inputs, out: OutputLocation, region, stages, config, naming, save_intermediates, client, progress,
+         storage_options, t0, annual_layers=False, resume=False) -> RunResult:
     mosaic, plans, skipped, written_names, built, summaries, everything = _plan_and_build(
         inputs, region, stages, config, save_intermediates, storage_options)
+    identity = {
+        "targets": stage_targets(stages, config), "layers": written_names, "naming": naming,
+        "annual_layers": annual_layers, "parts": [part_key(p) for p, _ in built],
+        "inputs": [s.label for s in mosaic.sources],
+    }
+    manifest = _open_manifest(out, config, identity, resume)
+    out.write_text(config.to_toml(), "config.toml")
 
     run_cfg = config.data["run"]
     provenance = run_provenance(config=config, inputs=[s.label for s in mosaic.sources],
@@ -299,56 +394,127 @@ def _run(inputs, out, region, stages, config, naming, save_intermediates, client
     # Zarr first (every layer computed once, chunk by chunk), then each COG from its own Zarr variable:
     # dask renames the whole upstream graph of a collection handed to a delayed call (ProhibitReuse),
     # so COGs written straight from the stage graph each recomputed every stage (measured 7x the reads).
-    zarr_path = f"{out}/fluxgraph.zarr" if run_cfg["write_zarr"] else f"{out}/.scratch.zarr"
-    store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance)
-    tasks: list[Any] = []
-    stats: dict[str, list[Any]] = {}
-    for part, arrays in built:
-        tasks.append(write_zarr_region(zarr_path, arrays, part.window, store_window))
-        for name, arr in arrays.items():
-            stats.setdefault(name, []).append(_summary_stats(arr, part.window))
-
-    maps_lazy = [(part.window, lazy_maps(everything[part], part.window, config)) for part, _ in built]
-    n_px = sum(p.window.size for p, _ in built)
-    log.info("computing %d layers over %d tile part(s), %.1f Mpixel", len(written_names), len(built), n_px / 1e6)
-    _, computed_stats, tables, maps = _compute((tasks, stats, [lazy for _, _, lazy in summaries], maps_lazy),
-                                               client=client, progress=progress)
+    zarr_name = "fluxgraph.zarr" if run_cfg["write_zarr"] else ".scratch.zarr"
+    zarr_path: str | None = out.join(zarr_name)
+    if resume and out.exists(zarr_name, "zarr.json"):
+        store_window = mosaic.window.snap_out(config.chunks)
+    else:
+        store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance,
+                                         storage_options=out.storage_options)
+    jobs: list[_PartJob] = []
     cogs: list[str] = []
-    if run_cfg["write_cog"] or annual_layers:
-        cog_tasks: list[Any] = []
-        for part, arrays in built:
-            stored = {name: _stored(zarr_path, name, part.window, store_window) for name in arrays}
-            if run_cfg["write_cog"]:
-                for name, arr in stored.items():
-                    path = cog_path(out / "cog", name, part.tile, naming=naming, names=config.naming)
-                    cog_tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"],
-                                               tags=attrs, **_cog_options(config)))
-                    cogs.append(path)
-            if annual_layers:
-                cogs += _annual_layer_writes(cog_tasks, out, part, stored, everything[part], config, attrs)
-        log.info("writing %d COG(s) from the Zarr store", len(cogs))
-        _compute(cog_tasks, client=client, progress=progress)
-        if run_cfg.get("write_stac", True):
+    for part, arrays in built:
+        job, part_cogs = _part_work(part, arrays, everything[part], summaries, out=out, zarr_path=zarr_path,
+                                    store_window=store_window, config=config, naming=naming, attrs=attrs,
+                                    annual_layers=annual_layers)
+        cogs += part_cogs
+        if not manifest.is_done(part):
+            jobs.append(job)
+    resumed = len(built) - len(jobs)
+    n_px = sum(j.part.window.size for j in jobs)
+    log.info("computing %d layers over %d tile part(s), %.1f Mpixel%s", len(written_names), len(jobs), n_px / 1e6,
+             f" ({resumed} part(s) already finished)" if resumed else "")
+
+    def done(job: _PartJob, result: Any, k: int) -> None:
+        _write, stats, tables, maps = result
+        manifest.record(out, job.part, stats=stats, tables=tables, maps=maps, chunks=job.chunks)
+        log.info("part %d/%d done: %s (%d chunks)", k + resumed, len(built), part_key(job.part), job.chunks)
+        if progress:
+            print(f"[{k + resumed}/{len(built)}] {job.part.tile} done "
+                  f"({job.chunks} chunks, {time.perf_counter() - t0:.1f} s)", flush=True)
+
+    in_flight = int(run_cfg.get("parts_in_flight", 4))
+    with watch_cluster(client) as events, performance_report(client, out.local / "dask-report.html"):
+        _compute_parts(jobs, on_done=done, client=client, in_flight=in_flight)
+
+    if run_cfg["write_cog"] and run_cfg.get("write_stac", True):
+        if out.remote:
+            log.warning("no STAC catalog for s3:// outputs yet: build it from a local copy with `fluxgraph stac`")
+        else:
             from fluxgraph.stac import write_catalog
 
-            log.info("wrote the STAC catalog %s", write_catalog(out))
+            log.info("wrote the STAC catalog %s", write_catalog(out.local))
     if not run_cfg["write_zarr"]:
-        shutil.rmtree(zarr_path, ignore_errors=True)
+        out.remove(zarr_name)
         zarr_path = None
-    summary = {name: _combine(parts) for name, parts in computed_stats.items()}
+
+    stats: dict[str, list[Any]] = {}
+    table_rows: list[tuple[Part, Summary, Any]] = []
+    maps: list[tuple[PixelWindow, Any]] = []
+    for part, _ in built:
+        part_stats, part_tables, part_maps = manifest.results(out, part)
+        for name in written_names:
+            if name in part_stats:
+                stats.setdefault(name, []).append(part_stats[name])
+        specs = [spec for p, spec, _ in summaries if p == part]
+        table_rows += [(part, spec, values) for spec, values in zip(specs, part_tables, strict=True)]
+        maps.append((part.window, part_maps))
+    summary = {name: _combine(parts) for name, parts in stats.items()}
     if any(cells for _, cells in maps):
-        written_maps = write_maps(out / "cog" / "0_04deg", maps, config=config, naming=naming, tags=attrs)
-        cogs += list(written_maps.values())
+        written_maps = write_maps(out.local / "cog" / "0_04deg", maps, config=config, naming=naming, tags=attrs)
+        cogs += [out.join(*Path(p).relative_to(out.local).parts) for p in written_maps.values()]
         summary |= {name: {"total_Mt_per_year": float(sum(np.sum(cells[name], dtype=np.float64)
                                                           for _, cells in maps if name in cells))}
                     for name in written_maps}
-    _write_tables(out, [(part, spec, values) for (part, spec, _), values in zip(summaries, tables, strict=True)],
-                  config)
-    result = RunResult(out, zarr_path, cogs, written_names, [p for p, _ in built], skipped,
-                       time.perf_counter() - t0, summary)
-    (out / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
+    _write_tables(out, table_rows, config)
+    result = RunResult(out.url if out.remote else out.local, zarr_path, cogs, written_names,
+                       [p for p, _ in built], skipped, time.perf_counter() - t0, summary,
+                       computed_parts=len(jobs), computed_chunks=sum(j.chunks for j in jobs), resumed_parts=resumed,
+                       cluster_events=events.to_json())
+    out.write_text(json.dumps(result.to_json(), indent=2, default=str), "run.json")
     log.info("done in %.1f s", result.seconds)
+    out.upload_folder()
     return result
+
+
+def _compute_parts(jobs: Sequence[_PartJob], *, on_done: Any, client: Any, in_flight: int) -> None:
+    """Compute parts, each as its own graphs; call ``on_done(job, phase-1 result, k)`` as each finishes.
+
+    On a cluster at most ``in_flight`` parts are in flight at a time and the next is submitted as one
+    completes (:func:`distributed.as_completed`), so the client never holds the graph of a whole global
+    run and finished parts are committed while others run. A part's COGs (phase 2) are submitted when its
+    Zarr region (phase 1) has landed. Without a client the parts are computed one after the other with
+    the current dask scheduler.
+    """
+    if client is None:
+        for k, job in enumerate(jobs, 1):
+            result = dask.compute(job.compute)[0]
+            if job.cogs:
+                dask.compute(job.cogs)
+            on_done(job, result, k)
+        return
+    from distributed import as_completed
+
+    pending = iter(jobs)
+    running: dict[Any, tuple[_PartJob, Any]] = {}  # future -> (job, phase-1 result once known)
+
+    def submit() -> Any:
+        job = next(pending, None)
+        if job is None:
+            return None
+        future = client.compute(dask.delayed(job.compute, traverse=True))
+        running[future] = (job, None)
+        return future
+
+    queue = as_completed([f for f in (submit() for _ in range(max(1, in_flight))) if f is not None])
+    k = 0
+    try:
+        for future in queue:
+            job, first = running.pop(future)
+            result = future.result()
+            if first is None and job.cogs:
+                cogs = client.compute(dask.delayed(job.cogs, traverse=True))
+                running[cogs] = (job, result)
+                queue.add(cogs)
+                continue
+            k += 1
+            on_done(job, result if first is None else first, k)
+            nxt = submit()
+            if nxt is not None:
+                queue.add(nxt)
+    finally:
+        if running:
+            client.cancel(list(running))
 
 
 @dataclass
@@ -379,7 +545,8 @@ def _optimised_task_count(collections: list[Any]) -> int:
     return len(optimize(hlg, keys))
 
 
-def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_options, t0) -> DryRunReport:
+def _dry_run(inputs, out: OutputLocation, region, stages, config, save_intermediates, storage_options,
+             t0) -> DryRunReport:
     """Plan and build the graph of every part; count chunks, tasks and bytes; compute nothing."""
     import resource
 
@@ -409,19 +576,21 @@ def _dry_run(inputs, out, region, stages, config, save_intermediates, storage_op
         chunks=chunks, tasks=tasks, bytes_read=bytes_read, bytes_written=written,
         client_seconds=time.perf_counter() - t0, client_peak_rss_mb=peak_mb,
     )
-    (out / "dry_run.json").write_text(json.dumps(report.to_json(), indent=2))
+    out.write_text(json.dumps(report.to_json(), indent=2), "dry_run.json")
     log.info("dry run: %s", report.to_json())
     return report
 
 
-def _stored(store: str, name: str, part: PixelWindow, store_window: PixelWindow) -> xr.DataArray:
+def _stored(store: str, name: str, part: PixelWindow, store_window: PixelWindow, *,
+            storage_options: Mapping[str, Any] | None = None) -> xr.DataArray:
     """One layer of one part, read back lazily from the run's Zarr store, one dask chunk per COG tile.
 
     Chunks start at the part's corner, so each is exactly one tile of the part's COG (and, for a part
     aligned to the grid's chunks, one Zarr chunk): the COG writer then never rechunks level 0.
     """
     rows, cols = part.relative_to(store_window)
-    var = xr.open_zarr(store, consolidated=False, chunks=None)[name]
+    var = xr.open_zarr(store, consolidated=False, chunks=None,
+                       storage_options=dict(storage_options) if storage_options else None)[name]
     var = var.isel(lat=rows, lon=cols).drop_vars("spatial_ref", errors="ignore")
     return var.chunk({"lat": COG_TILE[0], "lon": COG_TILE[1]}).rename(name)
 
@@ -433,7 +602,7 @@ def _cog_options(config: RunConfig) -> dict[str, Any]:
     return {"compress": "NONE" if compress == "none" else compress, "level": run_cfg.get("cog_level")}
 
 
-def _annual_layer_writes(tasks: list[Any], out: Path, part: Part, arrays: Mapping[str, xr.DataArray],
+def _annual_layer_writes(tasks: list[Any], out: OutputLocation, part: Part, arrays: Mapping[str, xr.DataArray],
                          everything: Mapping[str, xr.DataArray], config: RunConfig, attrs: Mapping[str, str]
                          ) -> list[str]:
     """Per-loss-year COGs of each all-gases emissions layer: only that year's pixels (issue: annual emissions)."""
@@ -445,14 +614,14 @@ def _annual_layer_writes(tasks: list[Any], out: Path, part: Part, arrays: Mappin
         for k in range(1, config.model_years + 1):
             year = config.first_year + k - 1
             layer_k = arr.where(loss == k, np.float32(0)).astype(np.float32).rename(name)
-            path = f"{out}/cog/annual/{name}/{year}/{part.tile}.tif"
+            path = out.join("cog", "annual", name, str(year), f"{part.tile}.tif")
             tasks.append(write_cog(layer_k, part.window, path, tags={**attrs, "loss_year": str(year)},
-                                   **_cog_options(config)))
+                                   storage_options=out.storage_options, **_cog_options(config)))
             paths.append(path)
     return paths
 
 
-def _write_tables(out: Path, results: list[tuple[Part, Summary, Any]], config: RunConfig) -> list[Path]:
+def _write_tables(out: OutputLocation, results: list[tuple[Part, Summary, Any]], config: RunConfig) -> list[str]:
     """Write each summary as ``tables/{name}.csv``: rows per tile part, then the region's totals."""
     import pandas as pd
 
@@ -470,28 +639,9 @@ def _write_tables(out: Path, results: list[tuple[Part, Summary, Any]], config: R
             region = df.groupby(keys, as_index=False, sort=False)[value_cols].sum()
             region.insert(0, "tile", "region")
             df = pd.concat([df, region], ignore_index=True)
-        (out / "tables").mkdir(exist_ok=True)
-        path = out / "tables" / f"{name}.csv"
-        df.to_csv(path, index=False)
+        path = out.write_text(df.to_csv(index=False), "tables", f"{name}.csv")
         paths.append(path)
         log.info("wrote %s (%d rows)", path, len(df))
     return paths
 
 
-def _compute(obj: Any, *, client: Any, progress: bool) -> Any:
-    """Compute a collection on the distributed client (with its progress bar) or locally."""
-    if client is not None:
-        # one future for the whole nested structure: progress tracks it and all its dependencies
-        future = client.compute(dask.delayed(obj, traverse=True))
-        if progress:
-            from distributed import progress as dprogress
-
-            dprogress(future)
-            print()
-        return future.result()
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar(dt=1.0):
-            return dask.compute(obj)[0]
-    return dask.compute(obj)[0]

@@ -219,34 +219,24 @@ class S3Source(_GeoTiffSource):
         self._files: dict[str, str] | None = None
 
     def gdal_env(self) -> dict[str, Any]:
-        env: dict[str, Any] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
-        opts = self.storage_options
-        if opts.get("anon"):
-            env["AWS_NO_SIGN_REQUEST"] = "YES"
-        if opts.get("requester_pays"):
-            env["AWS_REQUEST_PAYER"] = "requester"
-        endpoint = opts.get("endpoint_url") or opts.get("client_kwargs", {}).get("endpoint_url")
-        if endpoint:
-            parsed = urlparse(endpoint)
-            env["AWS_S3_ENDPOINT"] = parsed.netloc or parsed.path
-            env["AWS_HTTPS"] = "YES" if parsed.scheme == "https" else "NO"
-            env["AWS_VIRTUAL_HOSTING"] = "FALSE"
-        return env
+        from fluxgraph.s3 import gdal_env
+
+        return gdal_env(self.storage_options)
 
     def _index(self) -> dict[str, str]:
         if self._files is None:
             import s3fs
 
-            fs = s3fs.S3FileSystem(**self.storage_options)
+            from fluxgraph.s3 import storage_error
+
+            fs = s3fs.S3FileSystem(skip_instance_cache=True, **self.storage_options)
             prefix = self.url[len("s3://"):]
             try:
                 keys = fs.find(prefix)
-            except (FileNotFoundError, PermissionError, OSError) as exc:
-                raise ConfigError(
-                    f"cannot list {self.url}: {type(exc).__name__}: {exc}. Check the bucket name, the "
-                    "endpoint and that credentials are available (AWS_PROFILE, AWS_ACCESS_KEY_ID/"
-                    "AWS_SECRET_ACCESS_KEY in the environment, or an instance/task role)"
-                ) from None
+                if not keys:
+                    fs.ls(prefix.split("/", 1)[0])  # an empty prefix is fine; a missing bucket is not
+            except Exception as exc:  # botocore errors (no credentials, no such bucket) are not OSErrors
+                raise storage_error(self.url, exc, action="list") from None
             self._files = {
                 k.rsplit("/", 1)[-1]: f"s3://{k}" for k in keys if k.lower().endswith((".tif", ".tiff"))
             }

@@ -70,7 +70,7 @@ def create_zarr_store(
     encoding = {}
     for name in names:
         layer = get_layer(name)
-        lazy = da.zeros(full.shape, dtype=layer.np_dtype, chunks=chunks)
+        lazy = da.zeros(full.shape, dtype=layer.np_dtype, chunks=full.shape)  # never computed: one block
         data_vars[name] = xr.DataArray(lazy, dims=("lat", "lon"), attrs=layer_metadata(layer))
         encoding[name] = {"chunks": zchunks, "fill_value": np.array(layer.nodata, dtype=layer.np_dtype).item()}
     ds = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
@@ -263,7 +263,8 @@ def read_cog_tags(path: str | Path) -> dict[str, str]:
 
 
 def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: bool = True,
-              tags: Mapping[str, Any] | None = None, compress: str = "deflate", level: int | None = 6) -> Delayed:
+              tags: Mapping[str, Any] | None = None, compress: str = "deflate", level: int | None = 6,
+              storage_options: Mapping[str, Any] | None = None) -> Delayed:
     """A delayed write of ``arr`` (covering ``part``) as a Cloud-Optimized GeoTIFF, streamed chunk by chunk.
 
     Each :data:`COG_TILE` tile is compressed once, in the task that holds its dask chunk
@@ -289,6 +290,13 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
         Provenance written into the header.
     compress, level :
         TIFF compression (``deflate``, ``zstd``, ``lzw``…) and its level (deflate 1–12; 6 as GDAL's default).
+    storage_options : mapping, optional
+        For ``s3://`` paths: s3fs options, of which ``endpoint_url`` is passed to odc-geo's upload.
+
+    Notes
+    -----
+    The COG appears under ``path`` only once complete: a local file is streamed to a temporary name
+    and renamed when done; an S3 multipart upload is published by S3 only when it completes.
     """
     from odc.geo.cog import save_cog_with_dask
 
@@ -305,9 +313,28 @@ def write_cog(arr: xr.DataArray, part: PixelWindow, path: str, *, overviews: boo
     extra: dict[str, Any] = {"description": cog_description(all_tags)}
     # stats=False: odc-geo's masked-array statistics fail to move between worker processes and stall
     # the run (seen with distributed 2026.8); GDAL statistics are not needed in the COGs
+    if "://" in path:  # S3: odc-geo's multipart upload is published only once complete
+        endpoint = (storage_options or {}).get("endpoint_url")
+        target, aws = path, ({"endpoint_url": endpoint} if endpoint else None)
+    else:
+        from fluxgraph.outputs import temporary_path
+
+        target, aws = temporary_path(path, suffix=".tif"), None
     with _overviews_by_decimation(gdal_metadata_items(all_tags, band)):
-        return save_cog_with_dask(
-            a, path, compression=compress, level=level, predictor=False,
+        written = save_cog_with_dask(
+            a, target, compression=compress, level=level, predictor=False,
             blocksize=cog_blocksizes(part.shape, overviews=overviews), overview_resampling="nearest", stats=False,
-            tile_batching=tiles_per_row, tile_batching_threshold=2, **extra,
+            tile_batching=tiles_per_row, tile_batching_threshold=2, aws=aws, **extra,
         )
+    if target == path:
+        return written
+    import dask
+
+    return dask.delayed(_commit_streamed, pure=False)(written, target, path)
+
+
+def _commit_streamed(_written: Any, tmp: str, path: str) -> str:
+    """Rename a COG that odc-geo finished streaming to a temporary local file to its final name."""
+    from fluxgraph.outputs import commit_file
+
+    return commit_file(tmp, path)

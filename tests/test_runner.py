@@ -95,6 +95,9 @@ def test_chain_on_a_multiprocess_cluster_equals_in_process(tmp_path):
             Client(cluster) as client:
         dist = run(["demo://?size=400"], out=tmp_path / "dist", client=client, **kw)
     assert dist.summary == local.summary
+    assert (tmp_path / "dist" / "dask-report.html").stat().st_size > 10_000  # Dask performance report kept
+    assert not (tmp_path / "sync" / "dask-report.html").exists()  # no cluster, no report
+    assert dist.cluster_events == {"workers_lost": [], "tasks_retried": 0, "results_recomputed": 0}
     a = xr.open_zarr(tmp_path / "sync" / "fluxgraph.zarr", consolidated=False)
     b = xr.open_zarr(tmp_path / "dist" / "fluxgraph.zarr", consolidated=False)
     for part in local.parts:  # the store spans the bounding box of both tiles: compare each tile's window
