@@ -228,17 +228,22 @@ def _overviews_by_decimation(metadata: list[str] | None = None) -> Iterator[None
     """
     import odc.geo.cog._tifffile as odc_tiff
 
+    # private odc-geo functions (checked with odc-geo 0.4.8-0.5.x): if a release renames them, COGs are still
+    # written, with odc-geo's own overviews and band descriptions, and the provenance JSON header tag
+    original = getattr(odc_tiff, "_pyramids_from_cog_metadata", None)
+    original_descriptions = getattr(odc_tiff, "_gdal_sample_descriptions", None)
     with _PYRAMID_LOCK:
-        original = odc_tiff._pyramids_from_cog_metadata
-        original_descriptions = odc_tiff._gdal_sample_descriptions
-        odc_tiff._pyramids_from_cog_metadata = functools.partial(_decimated_pyramid, fallback=original)
-        if metadata is not None:
+        if original is not None:
+            odc_tiff._pyramids_from_cog_metadata = functools.partial(_decimated_pyramid, fallback=original)
+        if metadata is not None and original_descriptions is not None:
             odc_tiff._gdal_sample_descriptions = lambda _names: list(metadata)
         try:
             yield
         finally:
-            odc_tiff._pyramids_from_cog_metadata = original
-            odc_tiff._gdal_sample_descriptions = original_descriptions
+            if original is not None:
+                odc_tiff._pyramids_from_cog_metadata = original
+            if original_descriptions is not None:
+                odc_tiff._gdal_sample_descriptions = original_descriptions
 
 
 def cog_description(tags: Mapping[str, Any] | None) -> str | None:
