@@ -273,6 +273,14 @@ def _colormap(m: MapData) -> tuple[Any, Any]:
     return cmap.with_extremes(bad=(0.0, 0.0, 0.0, 0.0)), norm
 
 
+def _extend(values: np.ma.MaskedArray, norm: Any) -> str:
+    """Colorbar arrows only on the sides where values lie beyond the colour scale."""
+    vals = values.compressed()
+    below = bool(vals.size) and float(vals.min()) < norm.vmin
+    above = bool(vals.size) and float(vals.max()) > norm.vmax
+    return {(True, True): "both", (True, False): "min", (False, True): "max"}.get((below, above), "neither")
+
+
 def render(m: MapData, out: str | Path, *, dpi: int = 150) -> Path:
     """Draw ``m`` to a PNG with matplotlib's Agg backend; returns the path written."""
     import matplotlib
@@ -287,7 +295,7 @@ def render(m: MapData, out: str | Path, *, dpi: int = 150) -> Path:
     ax.set_facecolor(NODATA_COLOUR)
     img = ax.imshow(m.values, extent=(w, e, s, n), origin="upper", cmap=cmap, norm=norm,
                     interpolation="nearest", aspect=aspect)
-    bar = fig.colorbar(img, ax=ax, shrink=0.85, extend="both")
+    bar = fig.colorbar(img, ax=ax, shrink=0.85, extend=_extend(m.values, norm))
     bar.set_label(m.meta.get("units") or "(units unknown)")
     ax.set_xlabel("longitude (°)")
     ax.set_ylabel("latitude (°)")

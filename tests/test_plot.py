@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import fluxgraph
 from fluxgraph.cli import app
 from fluxgraph.errors import ConfigError, UnknownLayerError
-from fluxgraph.plot import _colormap, load_map, plot_layer
+from fluxgraph.plot import _colormap, _extend, load_map, plot_layer
 
 TILE = "00N_110E"
 
@@ -58,6 +58,9 @@ def test_signed_layers_diverge_about_zero_and_emissions_start_at_zero(run_out):
     cmap, norm = _colormap(load_map(outputs=run_out, layer="gross_emis_all_gases_biomass_soil", tile=TILE))
     assert not isinstance(norm, TwoSlopeNorm) and norm.vmin == 0 < norm.vmax
     assert cmap(np.ma.masked_invalid([np.nan]))[0][3] == 0  # nodata drawn transparent
+    emis = load_map(outputs=run_out, layer="gross_emis_all_gases_biomass_soil", tile=TILE)
+    assert _extend(emis.values, norm) == "max"  # no arrow below 0: emissions cannot be negative
+    assert _extend(np.ma.masked_array([0.0, 1.0]), norm.__class__(vmin=0, vmax=2)) == "neither"
 
 
 def test_cli_writes_pngs_for_cog_zarr_and_coarse_layers(run_out, tmp_path):
