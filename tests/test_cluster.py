@@ -373,3 +373,29 @@ def test_connect_cloud_dispatch(monkeypatch: pytest.MonkeyPatch, caplog: pytest.
         cluster = client.cluster
         client.close()
         cluster.close()
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(240)
+def test_demo_chain_on_separate_scheduler_and_worker_processes(scheduler_address: str, tmp_path) -> None:
+    """The whole standard chain on `dask scheduler` + 2 `dask worker` processes equals an in-process run."""
+    import xarray as xr
+
+    from fluxgraph.runner import run
+
+    kw = {"tiles": "00N_110E", "stages": "all", "progress": False}
+    local = run(["demo://?size=200"], out=tmp_path / "local", **kw)
+    client = connect(table(kind=scheduler_address))
+    try:
+        client.wait_for_workers(2, timeout=30)
+        dist = run(["demo://?size=200"], out=tmp_path / "dist", client=client, **kw)
+        assert len(client.scheduler_info()["workers"]) == 2
+    finally:
+        client.close()
+    assert dist.summary == local.summary and "net_flux" in dist.layers
+    a = xr.open_zarr(tmp_path / "local" / "fluxgraph.zarr", consolidated=False)
+    b = xr.open_zarr(tmp_path / "dist" / "fluxgraph.zarr", consolidated=False)
+    w, s, e, n = local.parts[0].window.bounds
+    for name in ("net_flux", "gross_removals", "gross_emis_all_gases_biomass_soil"):
+        va = a[name].sel(lat=slice(n, s), lon=slice(w, e)).values
+        assert va.any() and va.tobytes() == b[name].sel(lat=slice(n, s), lon=slice(w, e)).values.tobytes()
