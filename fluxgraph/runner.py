@@ -270,8 +270,8 @@ def run(
             shutil.rmtree(location.local, ignore_errors=True)
 
 
-def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_options):
-    """Discover inputs, plan each tile part and build its lazy arrays (no computation)."""
+def _plan(inputs, region, stages, config, storage_options):
+    """Discover inputs and plan each tile part (nothing built): mosaic, targets, plans, skipped tiles."""
     targets = stage_targets(stages, config)
     log.info("fluxgraph %s, model v%s: targets %s", fluxgraph.__version__, config.model_version, targets)
     mosaic = Mosaic(list(inputs), region, config=config, storage_options=storage_options)
@@ -299,21 +299,33 @@ def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_
         plans.append((part, p))
     if not plans:
         raise MissingLayerError(f"every tile was skipped: {skipped}")
+    return mosaic, targets, plans, skipped
 
+
+def _build_part(mosaic: Mosaic, part: Part, p: Plan, targets: Sequence[str], config: RunConfig,
+                save_intermediates: bool) -> tuple[dict[str, xr.DataArray], list[tuple[Part, Summary, Any]],
+                                                   dict[str, xr.DataArray]]:
+    """One part's lazy arrays: the layers to write, its summaries, and every layer of its graph."""
+    arrays = build(p, read=lambda n, w=part.window: mosaic.read(n, w),
+                   present=lambda n, w=part.window: mosaic.present(n, w), config=config)
+    summaries = [(part, stage.summary, stage.summary.compute(arrays, part.window, config))
+                 for stage in p.stages if stage.summary is not None]
+    names = list(targets) + ([n for n in p.computed if n not in targets] if save_intermediates else [])
+    return {n: arrays[n] for n in names if n in arrays}, summaries, arrays
+
+
+def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_options):
+    """Discover inputs, plan each tile part and build its lazy arrays (no computation)."""
+    mosaic, targets, plans, skipped = _plan(inputs, region, stages, config, storage_options)
     written_names: list[str] = []
     built: list[tuple[Part, dict[str, xr.DataArray]]] = []
     summaries: list[tuple[Part, Summary, Any]] = []
     everything: dict[Part, dict[str, xr.DataArray]] = {}
     for part, p in plans:
-        arrays = build(p, read=lambda n, w=part.window: mosaic.read(n, w),
-                       present=lambda n, w=part.window: mosaic.present(n, w), config=config)
-        for stage in p.stages:
-            if stage.summary is not None:
-                summaries.append((part, stage.summary, stage.summary.compute(arrays, part.window, config)))
-        names = list(targets) + ([n for n in p.computed if n not in targets] if save_intermediates else [])
-        names = [n for n in names if n in arrays]
-        written_names += [n for n in names if n not in written_names]
-        built.append((part, {n: arrays[n] for n in names}))
+        written, part_summaries, arrays = _build_part(mosaic, part, p, targets, config, save_intermediates)
+        summaries += part_summaries
+        written_names += [n for n in written if n not in written_names]
+        built.append((part, written))
         everything[part] = arrays
     return mosaic, plans, skipped, written_names, built, summaries, everything
 
@@ -548,32 +560,36 @@ def _optimised_task_count(collections: list[Any]) -> int:
 
 def _dry_run(inputs, out: OutputLocation, region, stages, config, save_intermediates, storage_options,
              t0) -> DryRunReport:
-    """Plan and build the graph of every part; count chunks, tasks and bytes; compute nothing."""
+    """Plan and build the graph of every part; count chunks, tasks and bytes; compute nothing.
+
+    Parts are built, optimised and counted one at a time and then dropped, so the client holds one part's
+    graph at a time; parts are independent graphs, so the sum of their optimised task counts is the merged
+    count, at linear cost (dask's HighLevelGraph.cull of one merged global graph grows faster than linearly).
+    """
     import resource
 
-    mosaic, plans, _skipped, written_names, built, summaries, _everything = _plan_and_build(
-        inputs, region, stages, config, save_intermediates, storage_options)
-    # parts are independent graphs: optimising each and summing gives the merged count at linear cost
-    # (dask's HighLevelGraph.cull of one merged global graph grows faster than linearly with its layers)
+    mosaic, targets, plans, _skipped = _plan(inputs, region, stages, config, storage_options)
     t_opt = time.perf_counter()
-    tasks = sum(_optimised_task_count([a.data for a in arrays.values()]
-                                      + [lazy for p, _, lazy in summaries if p == part])
-                for part, arrays in built)
-    log.info("dry run: %d tasks after optimisation, %.1f s to optimise", tasks, time.perf_counter() - t_opt)
-    chunks = sum(arr.data.npartitions for _, arrays in built for arr in arrays.values())
-    bytes_read = 0
+    tasks = chunks = bytes_read = 0
+    written_names: list[str] = []
+    written: dict[str, int] = {}
     for part, p in plans:
+        arrays, summaries, _ = _build_part(mosaic, part, p, targets, config, save_intermediates)
+        tasks += _optimised_task_count([a.data for a in arrays.values()] + [lazy for _, _, lazy in summaries])
+        chunks += sum(arr.data.npartitions for arr in arrays.values())
+        for name, arr in arrays.items():
+            written[name] = written.get(name, 0) + part.window.size * arr.dtype.itemsize
+            if name not in written_names:
+                written_names.append(name)
         for name in p.read:
             f = mosaic.files[name].get(part.tile)
             inter = f.window.intersection(part.window) if f else None
             bytes_read += inter.size * np.dtype(f.dtype).itemsize if inter else 0
-    written: dict[str, int] = {}
-    for part, arrays in built:
-        for name, arr in arrays.items():
-            written[name] = written.get(name, 0) + part.window.size * arr.dtype.itemsize
+    log.info("dry run: %d tasks after optimisation, %.1f s to build and optimise", tasks,
+             time.perf_counter() - t_opt)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     report = DryRunReport(
-        parts=len(built), pixels=sum(p.window.size for p, _ in built), layers_written=len(written_names),
+        parts=len(plans), pixels=sum(part.window.size for part, _ in plans), layers_written=len(written_names),
         chunks=chunks, tasks=tasks, bytes_read=bytes_read, bytes_written=written,
         client_seconds=time.perf_counter() - t0, client_peak_rss_mb=peak_mb,
     )
