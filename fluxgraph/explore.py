@@ -18,9 +18,8 @@ import xarray as xr
 from fluxgraph.catalog import get_layer
 from fluxgraph.config import RunConfig, load_config
 from fluxgraph.errors import ConfigError
-from fluxgraph.graph import build, plan
 from fluxgraph.grid import PX_PER_DEG, RES, pixel_area_m2
-from fluxgraph.mosaic import Mosaic, Region, with_crs
+from fluxgraph.mosaic import Region, with_crs
 from fluxgraph.sources import Source
 
 __all__ = ["pixel_area_ha", "stage_outputs", "stage_outputs_by_tile"]
@@ -64,25 +63,17 @@ def stage_outputs_by_tile(
     MissingLayerError
         A required input has no file for a tile (the message names layer, tile and paths tried).
     """
-    from fluxgraph.runner import stage_targets
+    from fluxgraph.runner import build_part, plan_parts
 
     config = config or load_config()
     if not isinstance(inputs, list | tuple):  # one location (str, Path or a Source object)
         inputs = [inputs]
-    targets = stage_targets(stages, config)
-    mosaic = Mosaic(list(inputs), Region.parse(tiles=tiles, bbox=bbox), config=config,
-                    storage_options=storage_options)
-    if not mosaic.parts:
-        raise ConfigError(f"no input files for the region in {', '.join(s.label for s in mosaic.sources)}; "
-                          "check the locations and the file names (`fluxgraph layers` lists them)")
+    mosaic, targets, plans, _skipped = plan_parts(inputs, Region.parse(tiles=tiles, bbox=bbox), stages, config,
+                                                  storage_options)
     out: dict[str, xr.Dataset] = {}
-    for part in mosaic.parts:
-        the_plan = plan(targets, mosaic.available(part.tile), config=config, tile=part.tile,
-                        tried=lambda n, t=part.tile: mosaic.tried_paths(n, t))
-        arrays = build(the_plan, read=lambda n, w=part.window: mosaic.read(n, w),
-                       present=lambda n, w=part.window: mosaic.present(n, w), config=config)
-        names = list(arrays) if intermediates else [n for n in targets if n in arrays]
-        out[str(part.tile)] = with_crs(xr.Dataset({n: arrays[n] for n in names}))
+    for part, the_plan in plans:
+        written, _summaries, arrays = build_part(mosaic, part, the_plan, targets, config, save_intermediates=False)
+        out[str(part.tile)] = with_crs(xr.Dataset(dict(arrays) if intermediates else written))
     return out
 
 

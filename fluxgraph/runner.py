@@ -270,8 +270,11 @@ def run(
             shutil.rmtree(location.local, ignore_errors=True)
 
 
-def _plan(inputs, region, stages, config, storage_options):
-    """Discover inputs and plan each tile part (nothing built): mosaic, targets, plans, skipped tiles."""
+def plan_parts(inputs, region, stages, config, storage_options):
+    """Discover inputs and plan each tile part (nothing built): mosaic, targets, plans, skipped tiles.
+
+    Shared by runs, dry runs and :func:`fluxgraph.explore.stage_outputs_by_tile`.
+    """
     targets = stage_targets(stages, config)
     log.info("fluxgraph %s, model v%s: targets %s", fluxgraph.__version__, config.model_version, targets)
     mosaic = Mosaic(list(inputs), region, config=config, storage_options=storage_options)
@@ -302,7 +305,7 @@ def _plan(inputs, region, stages, config, storage_options):
     return mosaic, targets, plans, skipped
 
 
-def _build_part(mosaic: Mosaic, part: Part, p: Plan, targets: Sequence[str], config: RunConfig,
+def build_part(mosaic: Mosaic, part: Part, p: Plan, targets: Sequence[str], config: RunConfig,
                 save_intermediates: bool) -> tuple[dict[str, xr.DataArray], list[tuple[Part, Summary, Any]],
                                                    dict[str, xr.DataArray]]:
     """One part's lazy arrays: the layers to write, its summaries, and every layer of its graph."""
@@ -316,13 +319,13 @@ def _build_part(mosaic: Mosaic, part: Part, p: Plan, targets: Sequence[str], con
 
 def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_options):
     """Discover inputs, plan each tile part and build its lazy arrays (no computation)."""
-    mosaic, targets, plans, skipped = _plan(inputs, region, stages, config, storage_options)
+    mosaic, targets, plans, skipped = plan_parts(inputs, region, stages, config, storage_options)
     written_names: list[str] = []
     built: list[tuple[Part, dict[str, xr.DataArray]]] = []
     summaries: list[tuple[Part, Summary, Any]] = []
     everything: dict[Part, dict[str, xr.DataArray]] = {}
     for part, p in plans:
-        written, part_summaries, arrays = _build_part(mosaic, part, p, targets, config, save_intermediates)
+        written, part_summaries, arrays = build_part(mosaic, part, p, targets, config, save_intermediates)
         summaries += part_summaries
         written_names += [n for n in written if n not in written_names]
         built.append((part, written))
@@ -568,13 +571,13 @@ def _dry_run(inputs, out: OutputLocation, region, stages, config, save_intermedi
     """
     import resource
 
-    mosaic, targets, plans, _skipped = _plan(inputs, region, stages, config, storage_options)
+    mosaic, targets, plans, _skipped = plan_parts(inputs, region, stages, config, storage_options)
     t_opt = time.perf_counter()
     tasks = chunks = bytes_read = 0
     written_names: list[str] = []
     written: dict[str, int] = {}
     for part, p in plans:
-        arrays, summaries, _ = _build_part(mosaic, part, p, targets, config, save_intermediates)
+        arrays, summaries, _ = build_part(mosaic, part, p, targets, config, save_intermediates)
         tasks += _optimised_task_count([a.data for a in arrays.values()] + [lazy for _, _, lazy in summaries])
         chunks += sum(arr.data.npartitions for arr in arrays.values())
         for name, arr in arrays.items():
