@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import cloudpickle
@@ -48,29 +46,21 @@ def measure(*, workers: int, size: int, tiles: str, out: Path, bbox: str | None 
         shutil.rmtree(warm, ignore_errors=True)
         target = out / f"W{workers}"
         shutil.rmtree(target, ignore_errors=True)
-        client.run(bench_stages._reset_rss_peak)
-        w0 = client.run(bench_stages._rusage)
-        c0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.perf_counter()
         region = {"bbox": bbox} if bbox else {"tiles": tiles}
-        res = run([f"demo://?size={size}&seed=0"], out=target, stages="all", config=cfg, client=client,
-                  progress=False, **region)
-        wall = time.perf_counter() - t0
-        c1 = resource.getrusage(resource.RUSAGE_SELF)
-        w1 = client.run(bench_stages._rusage)
-        peaks = client.run(bench_stages._rss_peak_mb)
+        with bench_stages.measured(client) as usage:
+            res = run([f"demo://?size={size}&seed=0"], out=target, stages="all", config=cfg, client=client,
+                      progress=False, **region)
     finally:
         client.close()
         cluster.close()
     shutil.rmtree(target, ignore_errors=True)
-    cpu_w = sum((w1[a][0] - w0[a][0]) + (w1[a][1] - w0[a][1]) for a in w1)
-    cpu_c = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    wall, cpu_w, cpu_c = usage.wall_s, usage.cpu_workers_s, usage.cpu_client_s
     px = sum(p.window.size for p in res.parts)
     return {
         "workers": workers, "size": size, "region": bbox or tiles, "pixels": px, "chunks": list(cfg.chunks),
         "wall_s": round(wall, 2), "cpu_workers_s": round(cpu_w, 2), "cpu_client_s": round(cpu_c, 2),
         "mpx_per_core_s": round(px / 1e6 / (cpu_w + cpu_c), 3), "mpx_per_wall_s": round(px / 1e6 / wall, 3),
-        "peak_rss_mb_per_worker": round(max(peaks.values())), "layers": len(res.layers),
+        "peak_rss_mb_per_worker": round(usage.peak_rss_mb_per_worker), "layers": len(res.layers),
         "load_before": load_before, "load_end": bench_stages.load_avg(),
     }
 

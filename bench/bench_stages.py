@@ -301,6 +301,37 @@ def _rss_peak_mb(dask_worker=None) -> float:
     return dask_worker._bench_rss["peak"] / 2**20
 
 
+@dataclasses.dataclass
+class Usage:
+    """What one measured block cost: wall s, CPU s of the workers and of this process, peak RSS per worker (MB)."""
+
+    wall_s: float = 0.0
+    cpu_workers_s: float = 0.0
+    cpu_client_s: float = 0.0
+    peak_rss_mb_per_worker: float = 0.0
+    ru_maxrss_mb_per_worker: float = 0.0
+    client_peak_rss_mb: float = 0.0
+
+
+@contextlib.contextmanager
+def measured(client):
+    """Measure the with-block on ``client``'s workers (their RSS sampler must run) and in this process."""
+    usage = Usage()
+    client.run(_reset_rss_peak)
+    w0 = client.run(_rusage)
+    c0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    yield usage
+    usage.wall_s = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_SELF)
+    w1 = client.run(_rusage)
+    usage.cpu_workers_s = sum((w1[a][0] - w0[a][0]) + (w1[a][1] - w0[a][1]) for a in w1)
+    usage.cpu_client_s = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    usage.peak_rss_mb_per_worker = max(client.run(_rss_peak_mb).values())
+    usage.ru_maxrss_mb_per_worker = max(v[2] for v in w1.values())
+    usage.client_peak_rss_mb = c1.ru_maxrss / 1024  # KiB on Linux
+
+
 # --------------------------------------------------------------------------- where the worker time goes
 
 #: Categories decided by any frame of the stack (odc-geo builds COG overviews by a chunked nearest
@@ -418,20 +449,13 @@ def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, work
             out = scratch / f"{label}-W{workers}"
             shutil.rmtree(out, ignore_errors=True)
             load_start = load_avg()
-            client.run(_reset_rss_peak)
-            w0 = client.run(_rusage)
-            c0 = resource.getrusage(resource.RUSAGE_SELF)
             m0 = busy_cpu_seconds()
             p0 = time.time()
-            t0 = time.perf_counter()
-            res = run([folder], out=out, tiles=tile, stages=stages, config=cfg, naming="gfw", client=client,
-                      progress=False)
-            wall = time.perf_counter() - t0
+            with measured(client) as usage:
+                res = run([folder], out=out, tiles=tile, stages=stages, config=cfg, naming="gfw", client=client,
+                          progress=False)
             p1 = time.time()
             m1 = busy_cpu_seconds()
-            c1 = resource.getrusage(resource.RUSAGE_SELF)
-            w1 = client.run(_rusage)
-            peaks = client.run(_rss_peak_mb)
             load_end = load_avg()
             time.sleep(2.5)  # let the workers' profiler close its last 1-s cycle
             shares = profile_breakdown(client, p0, p1 + 1.0)
@@ -441,8 +465,7 @@ def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, work
     out_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     shutil.rmtree(out, ignore_errors=True)
 
-    cpu_workers = sum((w1[a][0] - w0[a][0]) + (w1[a][1] - w0[a][1]) for a in w1)
-    cpu_client = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    wall, cpu_workers, cpu_client = usage.wall_s, usage.cpu_workers_s, usage.cpu_client_s
     px = size * size
     mpx_core = px / 1e6 / (cpu_workers + cpu_client)
     orig_key = "gross_emissions_biomass_soil" if label.startswith("gross_emissions") else label
@@ -452,7 +475,8 @@ def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, work
         "cpu_workers_s": cpu_workers, "cpu_client_s": cpu_client,
         "cpu_other_processes_s": max(0.0, (m1 - m0) - cpu_workers - cpu_client),
         "mpx_per_core_s": mpx_core, "mpx_per_wall_s": px / 1e6 / wall,
-        "peak_rss_mb_per_worker": max(peaks.values()), "ru_maxrss_mb_per_worker": max(v[2] for v in w1.values()),
+        "peak_rss_mb_per_worker": usage.peak_rss_mb_per_worker,
+        "ru_maxrss_mb_per_worker": usage.ru_maxrss_mb_per_worker,
         "original_mpx_s": orig, "ratio_to_original": mpx_core / orig if orig else None,
         "layers_written": len(res.layers), "output_mb": out_bytes / 2**20,
         "worker_time_share": {k: round(v, 3) for k, v in shares.items()},

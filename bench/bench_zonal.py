@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -97,27 +96,19 @@ def measure(outputs: Path, zones: Path, warmup: Path, *, pixels: int, workers: i
     try:
         client.run(bs._start_rss_sampler)
         zonal_stats(outputs=outputs, zones=warmup, by="zone", tcd=tcd, client=client)
-        client.run(bs._reset_rss_peak)
-        w0 = client.run(bs._rusage)
-        c0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.perf_counter()
-        table = zonal_stats(outputs=outputs, zones=zones, by="zone", tcd=tcd, client=client)
-        wall = time.perf_counter() - t0
-        c1 = resource.getrusage(resource.RUSAGE_SELF)
-        w1 = client.run(bs._rusage)
-        peaks = client.run(bs._rss_peak_mb)
+        with bs.measured(client) as usage:
+            table = zonal_stats(outputs=outputs, zones=zones, by="zone", tcd=tcd, client=client)
     finally:
         client.close()
         cluster.close()
-    cpu_workers = sum((w1[a][0] - w0[a][0]) + (w1[a][1] - w0[a][1]) for a in w1)
-    cpu_client = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    wall, cpu_workers, cpu_client = usage.wall_s, usage.cpu_workers_s, usage.cpu_client_s
     row = {
         "pixels": pixels, "pixels_read": _pixels_read(outputs), "zones": int(table["zone"].nunique()),
         "thresholds": tcd, "workers": workers,
         "rows": len(table), "wall_s": round(wall, 2), "cpu_workers_s": round(cpu_workers, 2),
         "cpu_client_s": round(cpu_client, 2), "mpx_per_core_s": round(pixels / 1e6 / (cpu_workers + cpu_client), 2),
-        "mpx_per_wall_s": round(pixels / 1e6 / wall, 2), "peak_rss_mb_per_worker": round(max(peaks.values())),
-        "client_peak_rss_mb": round(c1.ru_maxrss / 1024), "load_before": load_before, "load_end": bs.load_avg(),
+        "mpx_per_wall_s": round(pixels / 1e6 / wall, 2), "peak_rss_mb_per_worker": round(usage.peak_rss_mb_per_worker),
+        "client_peak_rss_mb": round(usage.client_peak_rss_mb), "load_before": load_before, "load_end": bs.load_avg(),
         "forest_area_ha_t30": float(table[(table.loss_year == "all") & (table.tcd_threshold == tcd[0])]
                                     ["forest_area_ha"].sum()),
     }
