@@ -327,29 +327,29 @@ def measured(client):
 
 # --------------------------------------------------------------------------- where the worker time goes
 
-#: Categories decided by any frame of the stack (odc-geo builds COG overviews by a chunked nearest
-#: "reprojection" of the full-resolution blocks; it deflates each COG tile in its own task).
+#: Categories decided by any frame of the stack (the sink compresses COG tiles in its chunk and band tasks).
 STACK_CATEGORIES = (
-    ("cog-ovr", lambda f, n: n == "_do_chunked_reproject" or "/odc/geo/warp.py" in f or f.endswith("rasterio/warp.py")),
-    ("cog-enc", lambda f, n: n in ("_compress_cog_tile", "_cog_block_compressor_yxs") or "/imagecodecs/" in f),
+    ("cog-enc", lambda f, n: (n in ("_encode", "_empty_tile") and f.endswith("fluxgraph/sink.py"))
+     or "/imagecodecs/" in f),
+    ("cog-ovr", lambda f, n: n == "_band_task"),
 )
 #: (category, test on one frame), tried from the innermost frame outwards; first hit wins.
 PROFILE_CATEGORIES = (
-    ("cog", lambda f, n: n == "_write_cog_file" or "/odc/geo/" in f or "/tifffile/" in f),
-    ("zarr", lambda f, n: "/zarr/" in f or "/numcodecs/" in f),
+    ("cog", lambda f, n: n in ("_assemble_task", "_write_file") or "/odc/geo/" in f or "/tifffile/" in f),
+    ("zarr", lambda f, n: "/zarr/" in f or "/numcodecs/" in f or n == "_write_zarr"),
     ("read", lambda f, n: f.endswith(("fluxgraph/sources.py", "fluxgraph/mosaic.py"))),
+    ("stats", lambda f, n: f.endswith("kernels/stats.py") or "/dask/array/reductions.py" in f),
     ("kernel", lambda f, n: "/kernels/" in f),
-    ("stats", lambda f, n: "/dask/array/reductions.py" in f or f.endswith("fluxgraph/runner.py")),
     ("serde", lambda f, n: "/distributed/protocol/" in f),
 )
 CATEGORY_LABELS = {
     "read": "read strips (mosaic: GDAL deflate decode of 1-row strips, fill, copy)",
-    "cog-ovr": "COG overviews (odc-geo chunked nearest 'reproject' + block extraction)",
-    "cog-enc": "COG tiles deflate encode (odc-geo)",
-    "cog": "COG write, rest (GDAL COG driver for parts <= 64 Mpx; odc-geo assembly)",
-    "zarr": "Zarr write (task thread waiting on zarr's encode/store)",
+    "cog-ovr": "COG overviews (pasting and decimating row bands, fluxgraph.sink)",
+    "cog-enc": "COG tiles deflate encode (tifffile/imagecodecs, in the chunk and band tasks)",
+    "cog": "COG files (header, tile index, writing)",
+    "zarr": "Zarr write (chunk emptiness, zarr's encode and store)",
     "kernel": "numba kernels",
-    "stats": "summary statistics",
+    "stats": "summary statistics and tile emptiness (numba)",
     "serde": "serialisation",
     "other": "other (dask/numpy glue: getitem, broadcast copies, astype)",
 }

@@ -21,22 +21,23 @@ from typing import Any, Literal
 import dask
 import numpy as np
 import xarray as xr
+from dask.delayed import Delayed
 
 import fluxgraph
 from fluxgraph.aggregate import lazy_maps, write_maps
-from fluxgraph.catalog import get_layer
 from fluxgraph.config import RunConfig, load_config
 from fluxgraph.errors import ConfigError, FluxgraphError, MissingLayerError, ResumeError
 from fluxgraph.graph import Plan, Summary, all_stages, build, get_stage, plan
-from fluxgraph.grid import PixelWindow, row_pixel_area_m2
+from fluxgraph.grid import PixelWindow
 from fluxgraph.monitor import performance_report, watch_cluster
 from fluxgraph.mosaic import Mosaic, Part, Region
 from fluxgraph.outputs import OutputLocation
 from fluxgraph.provenance import as_tags, run_provenance
 from fluxgraph.resume import Manifest, part_key
 from fluxgraph.s3 import storage_options as s3_storage_options
+from fluxgraph.sink import CogFormat, CogTarget, PartSink, ZarrTarget, cog_target, part_sink
 from fluxgraph.sources import Source
-from fluxgraph.writers import COG_TILE, cog_path, create_zarr_store, write_cog, write_zarr_region
+from fluxgraph.writers import cog_path, create_zarr_store, zarr_chunks
 
 __all__ = ["DryRunReport", "RunResult", "run", "stage_targets"]
 
@@ -127,38 +128,6 @@ def _resolve_outputs(wanted: Iterable[str], config: RunConfig) -> list[str]:
                 f"output {name!r} is not a layer any stage produces; `fluxgraph stages` lists each stage's outputs"
             )
     return list(dict.fromkeys(out))
-
-
-def _summary_stats(arr: xr.DataArray, window: PixelWindow) -> dict[str, Any]:
-    """Lazy statistics of one layer part: nonzero count, sum, min, max, and a Mt total for per-ha fluxes.
-
-    One pass per chunk (:func:`fluxgraph.kernels.stats.block_stats`), then a reduction of four numbers per chunk.
-    """
-    import dask.array as da
-
-    from fluxgraph.kernels.stats import block_stats
-
-    data = arr.data
-    area = row_pixel_area_m2(window.row0, window.row1)  # m2, per row
-    area_da = da.from_array(area, chunks=(data.chunks[0],))
-
-    def per_block(block: np.ndarray, row_area: np.ndarray) -> np.ndarray:
-        return block_stats(block, row_area[:, 0])[None, None, :]
-
-    parts = da.map_blocks(per_block, data, area_da[:, None], new_axis=2, dtype=np.float64,
-                          chunks=((1,) * len(data.chunks[0]), (1,) * len(data.chunks[1]), (5,)))
-    stats: dict[str, Any] = {
-        "pixels": data.size,
-        "nonzero": parts[..., 0].sum(),
-        "min": parts[..., 1].min(),
-        "max": parts[..., 2].max(),
-    }
-    units = get_layer(str(arr.name)).units
-    if units.startswith(("Mg CO2e/ha", "Mg CO2/ha")):
-        stats["total_Mt"] = parts[..., 3].sum() / 1e4 / 1e6
-    elif units.startswith(("Mg CO2e/pixel", "Mg CO2/pixel")):
-        stats["total_Mt"] = parts[..., 4].sum() / 1e6
-    return stats
 
 
 def _combine(parts_stats: list[dict[str, Any]]) -> dict[str, float]:
@@ -335,44 +304,71 @@ def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_
 
 @dataclass
 class _PartJob:
-    """The lazy work of one tile part, in two phases.
+    """The lazy work of one tile part: its one-pass sink, summary tables and 4-km map cells.
 
-    Phase 1 computes every layer once, writes it to the Zarr store chunk by chunk and reduces the
-    statistics, tables and 4-km map cells; phase 2 streams the part's COGs from the store.
+    :meth:`delayed` optimises them together (one dask graph, the stage graph computed once) and
+    returns one Delayed computing to ``(part result, tables, maps)``.
     """
 
     part: Part
-    compute: tuple[Any, dict[str, Any], list[Any], Any]
-    cogs: list[Any]
+    sink: PartSink
+    tables: list[Any]
+    maps: dict[str, Any]
     chunks: int
+
+    def delayed(self) -> Delayed:
+        """The part's whole computation as one Delayed; compute it with ``optimize_graph=False``."""
+        from dask.base import unpack_collections
+        from dask.highlevelgraph import HighLevelGraph
+
+        collections, repack = unpack_collections(self.tables, self.maps)
+        n = len(self.sink.chunk_tasks)
+        optimised = dask.optimize(*self.sink.chunk_tasks, *collections)
+        done = self.sink.finish(optimised[:n])
+        others = optimised[n:]
+        token = dask.base.tokenize(done.key, [c.__dask_graph__().keys() for c in others])
+        layer: dict[Any, Any] = {}
+        keys = []
+        for k, c in enumerate(others):
+            func, extra = c.__dask_postcompute__()
+            key = (f"value-{token}", k)
+            layer[key] = (func, c.__dask_keys__(), *extra)
+            keys.append(key)
+        final = f"part-result-{token}"
+        layer[final] = (_part_result, done.key, keys, repack)
+        return Delayed(final, HighLevelGraph.from_collections(final, layer, dependencies=[done, *others]))
+
+
+def _part_result(done: dict[str, Any], values: list[Any], repack: Any) -> tuple[Any, Any, Any]:
+    tables, maps = repack(values)
+    return done, tables, maps
 
 
 def _part_work(part: Part, arrays: Mapping[str, xr.DataArray], everything: Mapping[str, xr.DataArray],
-               summaries: list[Any], *, out: OutputLocation, zarr_path: str, store_window: PixelWindow,
-               config: RunConfig, naming: str, attrs: Mapping[str, Any], annual_layers: bool,
-               opened: dict[str, xr.Dataset] | None = None) -> tuple[_PartJob, list[str]]:
-    """The two phases of one part (:class:`_PartJob`) and the paths of its COGs (``opened``: see :func:`_stored`)."""
+               summaries: list[Any], *, out: OutputLocation, zarr_path: str | None, store_window: PixelWindow,
+               config: RunConfig, naming: str, attrs: Mapping[str, Any], annual_layers: bool
+               ) -> tuple[_PartJob, list[str]]:
+    """One part's lazy work (:class:`_PartJob`) and the paths of its COGs."""
     run_cfg = config.data["run"]
-    opts = out.storage_options
-    write = write_zarr_region(zarr_path, arrays, part.window, store_window, storage_options=opts)
-    stats = {name: _summary_stats(arr, part.window) for name, arr in arrays.items()}
+    opts = tuple(sorted(out.storage_options.items()))
     tables = [lazy for p, _, lazy in summaries if p == part]
     maps = lazy_maps(everything, part.window, config)
-    cog_tasks: list[Any] = []
-    cogs: list[str] = []
-    if run_cfg["write_cog"] or annual_layers:
-        stored = {name: _stored(zarr_path, name, part.window, store_window, storage_options=opts,
-                                opened=opened) for name in arrays}
-        if run_cfg["write_cog"]:
-            for name, arr in stored.items():
-                path = cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming)
-                cog_tasks.append(write_cog(arr, part.window, path, overviews=run_cfg["cog_overviews"], tags=attrs,
-                                           storage_options=opts, **_cog_options(config)))
-                cogs.append(path)
-        if annual_layers:
-            cogs += _annual_layer_writes(cog_tasks, out, part, stored, everything, config, attrs)
+    written: dict[str, xr.DataArray] = dict(arrays)
+    targets: list[CogTarget] = []
+    if run_cfg["write_cog"]:
+        for name in arrays:
+            path = cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming)
+            targets.append(cog_target(name, name, path, tile=part.tile, tags=attrs, storage_options=opts))
+    if annual_layers:
+        _annual_layers(written, targets, out, part, arrays, everything, config, attrs, opts)
+    zarr = None
+    if zarr_path is not None:
+        rows, cols = part.window.relative_to(store_window)
+        zarr = ZarrTarget(zarr_path, (rows.start, cols.start), zarr_chunks(config.chunks), opts)
+    sink = part_sink(written, part.window, zarr=zarr, zarr_names=list(arrays), stats_names=list(arrays),
+                     cogs=targets, fmt=_cog_format(config))
     chunks = sum(arr.data.npartitions for arr in arrays.values())
-    return _PartJob(part, (write, stats, tables, maps), cog_tasks, chunks), cogs
+    return _PartJob(part, sink, tables, maps, chunks), [t.path for t in targets]
 
 
 def _open_manifest(out: OutputLocation, config: RunConfig, identity: dict[str, Any], resume: bool) -> Manifest:
@@ -409,20 +405,18 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     # Zarr first (every layer computed once, chunk by chunk), then each COG from its own Zarr variable:
     # dask renames the whole upstream graph of a collection handed to a delayed call (ProhibitReuse),
     # so COGs written straight from the stage graph each recomputed every stage (measured 7x the reads).
-    zarr_name = "fluxgraph.zarr" if run_cfg["write_zarr"] else ".scratch.zarr"
-    zarr_path: str | None = out.join(zarr_name)
-    if resume and out.exists(zarr_name, "zarr.json"):
-        store_window = mosaic.window.snap_out(config.chunks)
-    else:
+    zarr_name = "fluxgraph.zarr"
+    zarr_path: str | None = out.join(zarr_name) if run_cfg["write_zarr"] else None
+    store_window = mosaic.window.snap_out(config.chunks)
+    if zarr_path is not None and not (resume and out.exists(zarr_name, "zarr.json")):
         store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance,
-                                         storage_options=out.storage_options)
+                                         storage_options=out.storage_options, zstd_level=run_cfg.get("zarr_zstd_level"))
     jobs: list[_PartJob] = []
     cogs: list[str] = []
-    opened: dict[str, xr.Dataset] = {}  # the store, opened once for every part's COGs
     for part, arrays in built:
         job, part_cogs = _part_work(part, arrays, everything[part], summaries, out=out, zarr_path=zarr_path,
                                     store_window=store_window, config=config, naming=naming, attrs=attrs,
-                                    annual_layers=annual_layers, opened=opened)
+                                    annual_layers=annual_layers)
         cogs += part_cogs
         if not manifest.is_done(part):
             jobs.append(job)
@@ -432,7 +426,8 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
              f" ({resumed} part(s) already finished)" if resumed else "")
 
     def done(job: _PartJob, result: Any, k: int) -> None:
-        _write, stats, tables, maps = result
+        sunk, tables, maps = result
+        stats = sunk["stats"]
         manifest.record(out, job.part, stats=stats, tables=tables, maps=maps, chunks=job.chunks)
         log.info("part %d/%d done: %s (%d chunks)", k + resumed, len(built), part_key(job.part), job.chunks)
         if progress:
@@ -450,10 +445,6 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
             from fluxgraph.stac import write_catalog
 
             log.info("wrote the STAC catalog %s", write_catalog(out.local))
-    if not run_cfg["write_zarr"]:
-        out.remove(zarr_name)
-        zarr_path = None
-
     stats: dict[str, list[Any]] = {}
     table_rows: list[tuple[Part, Summary, Any]] = []
     maps: list[tuple[PixelWindow, Any]] = []
@@ -484,47 +475,38 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
 
 
 def _compute_parts(jobs: Sequence[_PartJob], *, on_done: Any, client: Any, in_flight: int) -> None:
-    """Compute parts, each as its own graphs; call ``on_done(job, phase-1 result, k)`` as each finishes.
+    """Compute parts, each as its own graph; call ``on_done(job, result, k)`` as each finishes.
 
     On a cluster at most ``in_flight`` parts are in flight at a time and the next is submitted as one
     completes (:func:`distributed.as_completed`), so the client never holds the graph of a whole global
-    run and finished parts are committed while others run. A part's COGs (phase 2) are submitted when its
-    Zarr region (phase 1) has landed. Without a client the parts are computed one after the other with
-    the current dask scheduler.
+    run and finished parts are committed while others run. Without a client the parts are computed one
+    after the other with the current dask scheduler.
     """
     if client is None:
         for k, job in enumerate(jobs, 1):
-            result = dask.compute(job.compute)[0]
-            if job.cogs:
-                dask.compute(job.cogs)
-            on_done(job, result, k)
+            on_done(job, dask.compute(job.delayed(), optimize_graph=False)[0], k)
         return
     from distributed import as_completed
 
     pending = iter(jobs)
-    running: dict[Any, tuple[_PartJob, Any]] = {}  # future -> (job, phase-1 result once known)
+    running: dict[Any, _PartJob] = {}
 
     def submit() -> Any:
         job = next(pending, None)
         if job is None:
             return None
-        future = client.compute(dask.delayed(job.compute, traverse=True))
-        running[future] = (job, None)
+        future = client.compute(job.delayed(), optimize_graph=False)
+        running[future] = job
         return future
 
     queue = as_completed([f for f in (submit() for _ in range(max(1, in_flight))) if f is not None])
     k = 0
     try:
         for future in queue:
-            job, first = running.pop(future)
+            job = running.pop(future)
             result = future.result()
-            if first is None and job.cogs:
-                cogs = client.compute(dask.delayed(job.cogs, traverse=True))
-                running[cogs] = (job, result)
-                queue.add(cogs)
-                continue
             k += 1
-            on_done(job, result if first is None else first, k)
+            on_done(job, result, k)
             nxt = submit()
             if nxt is not None:
                 queue.add(nxt)
@@ -601,50 +583,31 @@ def _dry_run(inputs, out: OutputLocation, region, stages, config, save_intermedi
     return report
 
 
-def _stored(store: str, name: str, part: PixelWindow, store_window: PixelWindow, *,
-            storage_options: Mapping[str, Any] | None = None,
-            opened: dict[str, xr.Dataset] | None = None) -> xr.DataArray:
-    """One layer of one part, read back lazily from the run's Zarr store, one dask chunk per COG tile.
-
-    Chunks start at the part's corner, so each is exactly one tile of the part's COG (and, for a part
-    aligned to the grid's chunks, one Zarr chunk): the COG writer then never rechunks level 0. ``opened``
-    caches the opened store for the run: opening it reads every variable's metadata, so opening it once per
-    layer cost the client O(layers²) (19.5 of 57 s of a 4-tile demo).
-    """
-    rows, cols = part.relative_to(store_window)
-    opened = {} if opened is None else opened
-    if store not in opened:
-        opened[store] = xr.open_zarr(store, consolidated=False, chunks=None,
-                                     storage_options=dict(storage_options) if storage_options else None)
-    var = opened[store][name]
-    var = var.isel(lat=rows, lon=cols).drop_vars("spatial_ref", errors="ignore")
-    return var.chunk({"lat": COG_TILE[0], "lon": COG_TILE[1]}).rename(name)
-
-
-def _cog_options(config: RunConfig) -> dict[str, Any]:
-    """Compression keywords of :func:`fluxgraph.writers.write_cog` from ``[run]``."""
+def _cog_format(config: RunConfig) -> CogFormat:
+    """COG compression, level and overviews from ``[run]``."""
     run_cfg = config.data["run"]
     compress = str(run_cfg["cog_compress"]).lower()
-    return {"compress": "NONE" if compress == "none" else compress, "level": run_cfg.get("cog_level")}
+    return CogFormat(compress="NONE" if compress == "none" else compress, level=run_cfg.get("cog_level"),
+                     overviews=bool(run_cfg["cog_overviews"]))
 
 
-def _annual_layer_writes(tasks: list[Any], out: OutputLocation, part: Part, arrays: Mapping[str, xr.DataArray],
-                         everything: Mapping[str, xr.DataArray], config: RunConfig, attrs: Mapping[str, str]
-                         ) -> list[str]:
+def _annual_layers(written: dict[str, xr.DataArray], targets: list[CogTarget], out: OutputLocation, part: Part,
+                   arrays: Mapping[str, xr.DataArray], everything: Mapping[str, xr.DataArray], config: RunConfig,
+                   attrs: Mapping[str, Any], opts: tuple[tuple[str, Any], ...]) -> None:
     """Per-loss-year COGs of each all-gases emissions layer: only that year's pixels (issue: annual emissions)."""
     loss = everything.get("loss_year")
-    paths = []
+    if loss is None:
+        return
     for name, arr in arrays.items():
-        if not name.startswith("gross_emis_all_gases_") or loss is None:
+        if not name.startswith("gross_emis_all_gases_"):
             continue
         for k in range(1, config.model_years + 1):
             year = config.first_year + k - 1
-            layer_k = arr.where(loss == k, np.float32(0)).astype(np.float32).rename(name)
+            key = f"{name}@{year}"
+            written[key] = arr.where(loss == k, np.float32(0)).astype(np.float32)
             path = out.join("cog", "annual", name, str(year), f"{part.tile}.tif")
-            tasks.append(write_cog(layer_k, part.window, path, tags={**attrs, "loss_year": str(year)},
-                                   storage_options=out.storage_options, **_cog_options(config)))
-            paths.append(path)
-    return paths
+            targets.append(cog_target(key, name, path, tile=part.tile, tags={**attrs, "loss_year": str(year)},
+                                      storage_options=opts))
 
 
 def _write_tables(out: OutputLocation, results: list[tuple[Part, Summary, Any]], config: RunConfig) -> list[str]:

@@ -4,6 +4,8 @@ Public API
 ----------
 block_stats
     Non-zero count, minimum, maximum, area-weighted sum and sum of one 2-D block.
+filled_tiles
+    Which tiles of a block hold data (anything but the fill value), for the writers.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["block_stats"]
+__all__ = ["block_stats", "filled_tiles"]
 
 
 @njit(cache=True, nogil=True)
@@ -63,3 +65,51 @@ def block_stats(block: np.ndarray, row_area_m2: np.ndarray) -> np.ndarray:
     if block.ndim != 2 or row_area_m2.shape != (block.shape[0],):
         raise ValueError(f"block {block.shape} and row areas {row_area_m2.shape} do not match")
     return _block_stats(block, np.ascontiguousarray(row_area_m2, dtype=np.float64))
+
+
+@njit(cache=True, nogil=True)
+def _filled_tiles(block, fill, th, tw, lead_r, lead_c):  # pragma: no cover - compiled
+    nr = (lead_r + block.shape[0] + th - 1) // th
+    nc = (lead_c + block.shape[1] + tw - 1) // tw
+    out = np.zeros((nr, nc), dtype=np.bool_)
+    for ti in range(nr):
+        r0 = max(0, ti * th - lead_r)
+        r1 = min(block.shape[0], (ti + 1) * th - lead_r)
+        for tj in range(nc):
+            c0 = max(0, tj * tw - lead_c)
+            c1 = min(block.shape[1], (tj + 1) * tw - lead_c)
+            found = False
+            for i in range(r0, r1):
+                for j in range(c0, c1):
+                    if block[i, j] != fill:
+                        found = True
+                        break
+                if found:
+                    break
+            out[ti, tj] = found
+    return out
+
+
+def filled_tiles(block: np.ndarray, fill: float, tile_rows: int, tile_cols: int, lead_rows: int = 0,
+                 lead_cols: int = 0) -> np.ndarray:
+    """Which tiles of a tile grid over ``block`` hold any value other than ``fill``.
+
+    Parameters
+    ----------
+    block : numpy.ndarray
+        2-D values.
+    fill : float
+        The fill (nodata) value. NaN pixels count as data (NaN differs from every value).
+    tile_rows, tile_cols : int
+        Tile shape, px.
+    lead_rows, lead_cols : int
+        Where ``block`` starts inside its first tile, px (0: on a tile edge).
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, one per tile the block touches, row-major; stops reading a tile at its first data pixel.
+    """
+    if block.ndim != 2 or tile_rows < 1 or tile_cols < 1:
+        raise ValueError(f"need a 2-D block and a positive tile shape, got {block.shape} and {(tile_rows, tile_cols)}")
+    return _filled_tiles(block, block.dtype.type(fill), tile_rows, tile_cols, lead_rows, lead_cols)
