@@ -158,10 +158,14 @@ def _loss_and_carbon(agc_path: Path, loss_path: Path, band_rows: int = 2000) -> 
 
 
 def start_cluster(n_workers: int):
+    """A LocalCluster as ``fluxgraph run`` starts it (workers spawned with ``[cluster.worker_malloc]``)."""
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR)
+    from fluxgraph.cluster.local import worker_environ_config
+
+    with worker_environ_config(load_config().data["cluster"]):
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
     return cluster, Client(cluster)
 
 

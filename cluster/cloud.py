@@ -34,7 +34,7 @@ from fluxgraph.cluster.local import (
     own_client,
     redact,
     reject_secrets,
-    worker_env,
+    remote_worker_env,
 )
 
 from fluxgraph.errors import ConfigError
@@ -192,7 +192,7 @@ def ec2_cluster_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
         "worker_options": worker_options,
         "docker_args": "--entrypoint=" + (f" {extra}" if extra else ""),
     }
-    _put(kwargs, "env_vars", worker_env(spec) or None)
+    _put(kwargs, "env_vars", remote_worker_env(spec))
     for key in ("region", "instance_type", "scheduler_instance_type", "worker_instance_type", "vpc", "subnet_id",
                 "ami", "key_name"):
         _put(kwargs, key, get_str(spec, key))
@@ -271,7 +271,7 @@ def fargate_cluster_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
         "n_workers": initial_workers(spec, kind="fargate"),
         "worker_nthreads": get_int(spec, "threads_per_worker", default=1, minimum=1),
     }
-    _put(kwargs, "environment", worker_env(spec) or None)
+    _put(kwargs, "environment", remote_worker_env(spec))
     worker_cpu = _fargate_cpu(spec, "worker_cpu")
     _put(kwargs, "worker_cpu", worker_cpu)
     _put(kwargs, "worker_mem", _fargate_memory(spec, "worker_memory", worker_cpu, cpu_key="worker_cpu",
@@ -456,7 +456,7 @@ def kube_cluster_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         image=image(spec),
         n_workers=initial_workers(spec, kind="k8s"),
         resources=resources,
-        env=worker_env(spec),
+        env=remote_worker_env(spec),
         worker_command=command,
         scheduler_service_type=service_type,
         idle_timeout=get_int(spec, "idle_timeout", default=0, minimum=0),

@@ -55,7 +55,7 @@ REDACTED = "***"
 #: Keys every kind reads (``kind`` selects the backend).
 COMMON_KEYS = frozenset({
     "kind", "n_workers", "threads_per_worker", "memory_limit", "adapt_minimum", "adapt_maximum",
-    "image", "env", "timeout", "name",
+    "image", "env", "timeout", "name", "worker_malloc",
 })
 #: Keys read only by ``kind = "local"``.
 LOCAL_KEYS = frozenset({"dashboard_address"})
@@ -292,6 +292,42 @@ def worker_env(spec: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def pre_spawn_environ(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The environment a worker process starts with: dask's ``pre-spawn-environ`` plus ``[cluster.worker_malloc]``.
+
+    glibc reads its ``MALLOC_*`` settings once, when a process starts, so they must be in the environment
+    before a nanny spawns its worker (distributed's ``env=`` arrives too late). distributed sets
+    ``MALLOC_TRIM_THRESHOLD_=65536`` there, which also switches off glibc's adaptive mmap threshold: every
+    array over 128 KiB is then mapped afresh and page-faulted in. On the 1e8-pixel standard chain
+    (1 worker) that cost 15.4 s of system time out of 47 CPU s; fluxgraph's defaults (trim at 256 MiB, mmap
+    from 32 MiB) gave 4.4 s (bench/README.md).
+    """
+    import dask
+
+    env = {str(k): str(v) for k, v in dict(dask.config.get("distributed.nanny.pre-spawn-environ", {})).items()}
+    malloc = spec.get("worker_malloc") or {}
+    if not isinstance(malloc, Mapping):
+        raise ConfigError(f"[cluster.worker_malloc] must be a table of MALLOC_* = value, got {type(malloc).__name__}")
+    for name, value in malloc.items():
+        if not str(name).startswith("MALLOC_") or not _ENV_NAME.fullmatch(str(name)):
+            raise ConfigError(f"[cluster.worker_malloc]: {name!r} is not a glibc MALLOC_* variable")
+        env[str(name)] = str(value)
+    return env
+
+
+def remote_worker_env(spec: Mapping[str, Any]) -> dict[str, str]:
+    """:func:`worker_env` plus, for workers fluxgraph starts on EC2, Fargate or Kubernetes, the dask setting
+    that makes their nannies spawn workers with :func:`pre_spawn_environ` (read by dask from the environment)."""
+    return {**worker_env(spec), "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": repr(pre_spawn_environ(spec))}
+
+
+def worker_environ_config(spec: Mapping[str, Any]) -> Any:
+    """A ``dask.config.set`` context under which nannies spawn workers with :func:`pre_spawn_environ`."""
+    import dask
+
+    return dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn_environ(spec)})
+
+
 # --------------------------------------------------------------------------- local
 
 
@@ -351,7 +387,9 @@ def connect_local(spec: Mapping[str, Any]) -> Any:
     kwargs = local_cluster_kwargs(spec)
     bounds = adapt_bounds(spec)
     log.info("starting LocalCluster with %s", redact(kwargs))
-    return own_client(LocalCluster(**kwargs), bounds)
+    with worker_environ_config(spec):
+        cluster = LocalCluster(**kwargs)
+    return own_client(cluster, bounds)
 
 
 def own_client(cluster: Any, bounds: tuple[int, int] | None) -> Any:

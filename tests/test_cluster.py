@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import os
 import socket
 import subprocess
@@ -23,10 +25,11 @@ from fluxgraph.cluster import (
     redact,
 )
 
+from fluxgraph.config import load_config
 from fluxgraph.errors import ConfigError
 
 # The run configuration's defaults (fluxgraph/data/defaults.toml) are always in the table.
-DEFAULTS = {"kind": "local", "n_workers": 0, "threads_per_worker": 1, "memory_limit": "auto"}
+DEFAULTS = load_config().data["cluster"]
 ENV = {"GDAL_CACHEMAX": 512, "FLUXGRAPH_LOG": "info", "CPL_VSIL_CURL_USE_HEAD": False}
 
 
@@ -50,7 +53,10 @@ def test_ec2_kwargs() -> None:
     assert kw["worker_instance_type"] == "r6i.xlarge" and kw["scheduler_instance_type"] == "t3.large"
     assert kw["region"] == "us-east-1" and kw["spot"] is True
     assert kw["iam_instance_profile"] == {"Name": "fluxgraph-worker"}
-    assert kw["env_vars"] == {"GDAL_CACHEMAX": "512", "FLUXGRAPH_LOG": "info", "CPL_VSIL_CURL_USE_HEAD": "false"}
+    env = dict(kw["env_vars"])
+    pre = ast.literal_eval(env.pop("DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"))
+    assert env == {"GDAL_CACHEMAX": "512", "FLUXGRAPH_LOG": "info", "CPL_VSIL_CURL_USE_HEAD": "false"}
+    assert pre["MALLOC_TRIM_THRESHOLD_"] == "268435456" and pre["MALLOC_MMAP_THRESHOLD_"] == "33554432"
     assert kw["security_groups"] == ["sg-1"] and kw["filesystem_size"] == 100
     assert kw["docker_args"].startswith("--entrypoint=")
     assert "instance_type" not in kw and "vpc" not in kw  # unset keys keep dask-cloudprovider's config
@@ -64,7 +70,7 @@ def test_ec2_defaults_and_adapt() -> None:
     assert kw["n_workers"] == 1  # starts at adapt_minimum
     assert kw["worker_options"] == {"nthreads": 1}  # memory_limit "auto" is the worker's own default
     assert kw["iam_instance_profile"] == {"Arn": "arn:aws:iam::1:instance-profile/x"}
-    assert "env_vars" not in kw
+    assert set(kw["env_vars"]) == {"DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"}  # only the malloc settings
     assert adapt_bounds(spec) == (1, 20)
     assert adapt_bounds(table(kind="ec2", n_workers=3)) is None
 
@@ -399,3 +405,28 @@ def test_demo_chain_on_separate_scheduler_and_worker_processes(scheduler_address
     for name in ("net_flux", "gross_removals", "gross_emis_all_gases_biomass_soil"):
         va = a[name].sel(lat=slice(n, s), lon=slice(w, e)).values
         assert va.any() and va.tobytes() == b[name].sel(lat=slice(n, s), lon=slice(w, e)).values.tobytes()
+
+
+def test_local_workers_start_with_the_malloc_settings():
+    """glibc reads MALLOC_* at process start: the worker's environment at exec must hold fluxgraph's values."""
+    from fluxgraph.cluster.local import close, connect_local
+
+    def exec_environ() -> dict[str, str]:
+        with open("/proc/self/environ", "rb") as f:  # the environment the process was started with
+            items = [kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv]
+        return {k.decode(): v.decode() for k, v in items}
+
+    client = connect_local(table(n_workers=1, dashboard_address=None))
+    try:
+        (env,) = client.run(exec_environ).values()
+    finally:
+        close(client)
+    assert env["MALLOC_TRIM_THRESHOLD_"] == "268435456"  # not distributed's 65536
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "33554432"
+
+
+def test_worker_malloc_refuses_other_variables():
+    from fluxgraph.cluster.local import pre_spawn_environ
+
+    with pytest.raises(ConfigError, match="MALLOC_"):
+        pre_spawn_environ({"worker_malloc": {"LD_PRELOAD": "x.so"}})
