@@ -160,7 +160,6 @@ def _loss_and_carbon(agc_path: Path, loss_path: Path, band_rows: int = 2000) -> 
 def start_cluster(n_workers: int):
     """A LocalCluster as ``fluxgraph run`` starts it (workers spawned with ``[cluster.worker_malloc]``)."""
     from distributed import Client, LocalCluster
-
     from fluxgraph.cluster.local import worker_environ_config
 
     with worker_environ_config(load_config().data["cluster"]):
@@ -333,7 +332,7 @@ def measured(client):
 
 #: Categories decided by any frame of the stack (the sink compresses COG tiles in its chunk and band tasks).
 STACK_CATEGORIES = (
-    ("cog-enc", lambda f, n: (n in ("_encode", "_empty_tile") and f.endswith("fluxgraph/sink.py"))
+    ("cog-enc", lambda f, n: (n in ("_compress_tiles", "_encode", "_empty_tile") and f.endswith("fluxgraph/sink.py"))
      or "/imagecodecs/" in f),
     ("cog-ovr", lambda f, n: n == "_band_task"),
 )
@@ -349,7 +348,7 @@ PROFILE_CATEGORIES = (
 CATEGORY_LABELS = {
     "read": "read strips (mosaic: GDAL deflate decode of 1-row strips, fill, copy)",
     "cog-ovr": "COG overviews (pasting and decimating row bands, fluxgraph.sink)",
-    "cog-enc": "COG tiles deflate encode (tifffile/imagecodecs, in the chunk and band tasks)",
+    "cog-enc": "COG tiles: emptiness check, padding and deflate encode (fluxgraph.sink, imagecodecs)",
     "cog": "COG files (header, tile index, writing)",
     "zarr": "Zarr write (chunk emptiness, zarr's encode and store)",
     "kernel": "numba kernels",

@@ -30,6 +30,7 @@ def write_demo_tiles(
     config: RunConfig | None = None,
     band_rows: int = 2000,
     on_file: Callable[[Path], None] | None = None,
+    rows: int | None = None,
 ) -> list[Path]:
     """Write demo input tiles.
 
@@ -47,6 +48,8 @@ def write_demo_tiles(
         Layers to write; all demo layers by default.
     band_rows : int
         Rows generated and written at a time (bounds memory for large sizes).
+    rows : int, optional
+        Rows of the window when it is not square (``size`` is then its width), pixels.
 
     Returns
     -------
@@ -59,8 +62,9 @@ def write_demo_tiles(
 
     from fluxgraph.demo import DEMO_LAYERS, demo_block
 
-    if not 0 < size <= 40000:
-        raise ConfigError(f"size must be in 1..40000 pixels, not {size}")
+    height = size if rows is None else rows
+    if not (0 < size <= 40000 and 0 < height <= 40000):
+        raise ConfigError(f"size and rows must be in 1..40000 pixels, not {size} and {height}")
     config = config or load_config()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,18 +72,18 @@ def write_demo_tiles(
     written = []
     for tile in tiles:
         tw = tile.window
-        win = PixelWindow(tw.row0, tw.row0 + size, tw.col0, tw.col0 + size)
+        win = PixelWindow(tw.row0, tw.row0 + height, tw.col0, tw.col0 + size)
         for name in names:
             layer = get_layer(name)
             path = out / layer.filename(config.naming, str(tile))
             profile = {
-                "driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": layer.dtype,
+                "driver": "GTiff", "width": size, "height": height, "count": 1, "dtype": layer.dtype,
                 "crs": "EPSG:4326", "transform": Affine(*win.transform), "nodata": layer.nodata,
                 "compress": "deflate", "tiled": False, "blockysize": 1,
             }
             with rasterio.open(path, "w", **profile) as dst:
-                for r0 in range(0, size, band_rows):
-                    r1 = min(r0 + band_rows, size)
+                for r0 in range(0, height, band_rows):
+                    r1 = min(r0 + band_rows, height)
                     block = demo_block(name, win.row0 + r0, win.row0 + r1, win.col0, win.col1, seed=seed)
                     dst.write(np.asarray(block, dtype=layer.dtype), 1, window=Window(0, r0, size, r1 - r0))
             written.append(path)

@@ -1,9 +1,10 @@
 """Run the model: catalog → mosaic → stage graph → writers, evaluated on a Dask cluster.
 
-:func:`run` is the Python API behind ``fluxgraph run`` and ``fluxgraph demo``. It plans
-each tile part, builds one lazy graph for all parts, and evaluates every write and the
-summary statistics in a single compute on the cluster. Each run leaves, next to its
-outputs, a log file, the resolved configuration and a JSON summary.
+:func:`run` is the Python API behind ``fluxgraph run`` and ``fluxgraph demo``. It plans every tile
+part, then builds, submits and commits the parts a few at a time (``[run] parts_in_flight``): each
+part is one dask graph whose chunk tasks write the Zarr store and the COG tiles in one pass
+(:mod:`fluxgraph.sink`). Each run leaves, next to its outputs, a log file, the resolved configuration,
+a resume manifest and a JSON summary.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -286,20 +287,19 @@ def build_part(mosaic: Mosaic, part: Part, p: Plan, targets: Sequence[str], conf
     return {n: arrays[n] for n in names if n in arrays}, summaries, arrays
 
 
-def _plan_and_build(inputs, region, stages, config, save_intermediates, storage_options):
-    """Discover inputs, plan each tile part and build its lazy arrays (no computation)."""
-    mosaic, targets, plans, skipped = plan_parts(inputs, region, stages, config, storage_options)
-    written_names: list[str] = []
-    built: list[tuple[Part, dict[str, xr.DataArray]]] = []
-    summaries: list[tuple[Part, Summary, Any]] = []
-    everything: dict[Part, dict[str, xr.DataArray]] = {}
-    for part, p in plans:
-        written, part_summaries, arrays = build_part(mosaic, part, p, targets, config, save_intermediates)
-        summaries += part_summaries
-        written_names += [n for n in written if n not in written_names]
-        built.append((part, written))
-        everything[part] = arrays
-    return mosaic, plans, skipped, written_names, built, summaries, everything
+def _part_names(p: Plan, targets: Sequence[str], save_intermediates: bool) -> list[str]:
+    """The layers a part writes, from its plan alone (what :func:`build_part` returns, without building it)."""
+    names = list(targets) + ([n for n in p.computed if n not in targets] if save_intermediates else [])
+    built = set(p.computed) | {n for s in p.stages for n in (*s.inputs, *s.optional)}
+    return [n for n in names if n in built]
+
+
+def _written_names(plans: Sequence[tuple[Part, Plan]], targets: Sequence[str], save_intermediates: bool) -> list[str]:
+    """Every layer the run writes, in order of first appearance over the parts."""
+    out: list[str] = []
+    for _, p in plans:
+        out += [n for n in _part_names(p, targets, save_intermediates) if n not in out]
+    return out
 
 
 @dataclass
@@ -388,11 +388,11 @@ def _open_manifest(out: OutputLocation, config: RunConfig, identity: dict[str, A
 
 def _run(inputs, out: OutputLocation, region, stages, config, naming, save_intermediates, client, progress,
          storage_options, t0, annual_layers=False, resume=False) -> RunResult:
-    mosaic, plans, skipped, written_names, built, summaries, everything = _plan_and_build(
-        inputs, region, stages, config, save_intermediates, storage_options)
+    mosaic, targets, plans, skipped = plan_parts(inputs, region, stages, config, storage_options)
+    written_names = _written_names(plans, targets, save_intermediates)
     identity = {
         "targets": stage_targets(stages, config), "layers": written_names, "naming": naming,
-        "annual_layers": annual_layers, "parts": [part_key(p) for p, _ in built],
+        "annual_layers": annual_layers, "parts": [part_key(p) for p, _ in plans],
         "inputs": [s.label for s in mosaic.sources],
     }
     manifest = _open_manifest(out, config, identity, resume)
@@ -402,41 +402,41 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     provenance = run_provenance(config=config, inputs=[s.label for s in mosaic.sources],
                                 read_layers=set().union(*(p.read for _, p in plans)))
     attrs = as_tags(provenance)
-    # Zarr first (every layer computed once, chunk by chunk), then each COG from its own Zarr variable:
-    # dask renames the whole upstream graph of a collection handed to a delayed call (ProhibitReuse),
-    # so COGs written straight from the stage graph each recomputed every stage (measured 7x the reads).
     zarr_name = "fluxgraph.zarr"
     zarr_path: str | None = out.join(zarr_name) if run_cfg["write_zarr"] else None
     store_window = mosaic.window.snap_out(config.chunks)
     if zarr_path is not None and not (resume and out.exists(zarr_name, "zarr.json")):
         store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance,
                                          storage_options=out.storage_options, zstd_level=run_cfg.get("zarr_zstd_level"))
-    jobs: list[_PartJob] = []
-    cogs: list[str] = []
-    for part, arrays in built:
-        job, part_cogs = _part_work(part, arrays, everything[part], summaries, out=out, zarr_path=zarr_path,
-                                    store_window=store_window, config=config, naming=naming, attrs=attrs,
-                                    annual_layers=annual_layers)
-        cogs += part_cogs
-        if not manifest.is_done(part):
-            jobs.append(job)
-    resumed = len(built) - len(jobs)
-    n_px = sum(j.part.window.size for j in jobs)
-    log.info("computing %d layers over %d tile part(s), %.1f Mpixel%s", len(written_names), len(jobs), n_px / 1e6,
+    todo = [(part, p) for part, p in plans if not manifest.is_done(part)]
+    resumed = len(plans) - len(todo)
+    log.info("computing %d layers over %d tile part(s), %.1f Mpixel%s", len(written_names), len(todo),
+             sum(part.window.size for part, _ in todo) / 1e6,
              f" ({resumed} part(s) already finished)" if resumed else "")
 
+    def jobs() -> Iterator[_PartJob]:
+        """Each part's graph, built only when it is about to be submitted (the client holds a few at a time)."""
+        for part, p in todo:
+            arrays, summaries, everything = build_part(mosaic, part, p, targets, config, save_intermediates)
+            yield _part_work(part, arrays, everything, summaries, out=out, zarr_path=zarr_path,
+                             store_window=store_window, config=config, naming=naming, attrs=attrs,
+                             annual_layers=annual_layers)[0]
+
+    computed_chunks = 0
+
     def done(job: _PartJob, result: Any, k: int) -> None:
+        nonlocal computed_chunks
         sunk, tables, maps = result
-        stats = sunk["stats"]
-        manifest.record(out, job.part, stats=stats, tables=tables, maps=maps, chunks=job.chunks)
-        log.info("part %d/%d done: %s (%d chunks)", k + resumed, len(built), part_key(job.part), job.chunks)
+        manifest.record(out, job.part, stats=sunk["stats"], tables=tables, maps=maps, chunks=job.chunks)
+        computed_chunks += job.chunks
+        log.info("part %d/%d done: %s (%d chunks)", k + resumed, len(plans), part_key(job.part), job.chunks)
         if progress:
-            print(f"[{k + resumed}/{len(built)}] {job.part.tile} done "
+            print(f"[{k + resumed}/{len(plans)}] {job.part.tile} done "
                   f"({job.chunks} chunks, {time.perf_counter() - t0:.1f} s)", flush=True)
 
     in_flight = int(run_cfg.get("parts_in_flight", 4))
     with watch_cluster(client) as events, performance_report(client, out.local / "dask-report.html"):
-        _compute_parts(jobs, on_done=done, client=client, in_flight=in_flight)
+        _compute_parts(jobs(), on_done=done, client=client, in_flight=in_flight)
 
     if run_cfg["write_cog"] and run_cfg.get("write_stac", True):
         if out.remote:
@@ -448,12 +448,14 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     stats: dict[str, list[Any]] = {}
     table_rows: list[tuple[Part, Summary, Any]] = []
     maps: list[tuple[PixelWindow, Any]] = []
-    for part, _ in built:
+    cogs: list[str] = []
+    for part, p in plans:
+        cogs += _cog_paths(out, part, _part_names(p, targets, save_intermediates), config, naming, annual_layers)
         part_stats, part_tables, part_maps = manifest.results(out, part)
         for name in written_names:
             if name in part_stats:
                 stats.setdefault(name, []).append(part_stats[name])
-        specs = [spec for p, spec, _ in summaries if p == part]
+        specs = [stage.summary for stage in p.stages if stage.summary is not None]
         table_rows += [(part, spec, values) for spec, values in zip(specs, part_tables, strict=True)]
         maps.append((part.window, part_maps))
     summary = {name: _combine(parts) for name, parts in stats.items()}
@@ -465,8 +467,8 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
                     for name in written_maps}
     _write_tables(out, table_rows, config)
     result = RunResult(out.url if out.remote else out.local, zarr_path, cogs, written_names,
-                       [p for p, _ in built], skipped, time.perf_counter() - t0, summary,
-                       computed_parts=len(jobs), computed_chunks=sum(j.chunks for j in jobs), resumed_parts=resumed,
+                       [part for part, _ in plans], skipped, time.perf_counter() - t0, summary,
+                       computed_parts=len(todo), computed_chunks=computed_chunks, resumed_parts=resumed,
                        cluster_events=events.to_json())
     out.write_text(json.dumps(result.to_json(), indent=2, default=str), "run.json")
     log.info("done in %.1f s", result.seconds)
@@ -474,7 +476,24 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     return result
 
 
-def _compute_parts(jobs: Sequence[_PartJob], *, on_done: Any, client: Any, in_flight: int) -> None:
+def _cog_paths(out: OutputLocation, part: Part, names: Sequence[str], config: RunConfig, naming: str,
+               annual_layers: bool) -> list[str]:
+    """The COGs a part writes (the same paths :func:`_part_work` plans), known without building the part."""
+    paths = []
+    if config.data["run"]["write_cog"]:
+        paths += [cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming) for name in names]
+    if annual_layers:
+        paths += [_annual_path(out, name, config.first_year + k - 1, part)
+                  for name in names if name.startswith("gross_emis_all_gases_")
+                  for k in range(1, config.model_years + 1)]
+    return paths
+
+
+def _annual_path(out: OutputLocation, name: str, year: int, part: Part) -> str:
+    return out.join("cog", "annual", name, str(year), f"{part.tile}.tif")
+
+
+def _compute_parts(jobs: Iterable[_PartJob], *, on_done: Any, client: Any, in_flight: int) -> None:
     """Compute parts, each as its own graph; call ``on_done(job, result, k)`` as each finishes.
 
     On a cluster at most ``in_flight`` parts are in flight at a time and the next is submitted as one
@@ -605,7 +624,7 @@ def _annual_layers(written: dict[str, xr.DataArray], targets: list[CogTarget], o
             year = config.first_year + k - 1
             key = f"{name}@{year}"
             written[key] = arr.where(loss == k, np.float32(0)).astype(np.float32)
-            path = out.join("cog", "annual", name, str(year), f"{part.tile}.tif")
+            path = _annual_path(out, name, year, part)
             targets.append(cog_target(key, name, path, tile=part.tile, tags={**attrs, "loss_year": str(year)},
                                       storage_options=opts))
 

@@ -202,3 +202,28 @@ def test_unknown_output_layer_is_refused_with_the_fix(tmp_path):
     cfg = load_config(overrides={"run": {"outputs": ["net_flux", "gross_emis_everything"]}})
     with pytest.raises(ConfigError, match=r"'gross_emis_everything' is not a layer any stage produces.*stages"):
         run(["demo://?size=400"], out=tmp_path, tiles=TILE, config=cfg, progress=False)
+
+
+def test_parts_are_built_only_as_they_are_submitted(tmp_path, monkeypatch):
+    """A run never holds every part's graph: with one part in flight, build and commit alternate."""
+    import fluxgraph.runner as runner
+    from fluxgraph.resume import Manifest
+
+    events: list[str] = []
+    build, record = runner.build_part, Manifest.record
+
+    def counting_build(*args, **kwargs):
+        events.append("build")
+        return build(*args, **kwargs)
+
+    def counting_record(self, *args, **kwargs):
+        events.append("done")
+        return record(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "build_part", counting_build)
+    monkeypatch.setattr(Manifest, "record", counting_record)
+    cfg = load_config(overrides={"run": {"parts_in_flight": 1}})
+    res = run(["demo://?size=200"], out=tmp_path, tiles="00N_110E,30N_090W,10S_040E", stages="net_flux",
+              config=cfg, progress=False)
+    assert len(res.parts) == 3 and res.computed_parts == 3
+    assert events == ["build", "done"] * 3
