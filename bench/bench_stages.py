@@ -342,7 +342,7 @@ PROFILE_CATEGORIES = (
     ("zarr", lambda f, n: "/zarr/" in f or "/numcodecs/" in f or n == "_write_zarr"),
     ("read", lambda f, n: f.endswith(("fluxgraph/sources.py", "fluxgraph/mosaic.py"))),
     ("stats", lambda f, n: f.endswith("kernels/stats.py") or "/dask/array/reductions.py" in f),
-    ("kernel", lambda f, n: "/kernels/" in f),
+    ("kernel", lambda f, n: "/kernels/" in f or (n == "__call__" and f.endswith("stages/_apply.py"))),
     ("serde", lambda f, n: "/distributed/protocol/" in f),
 )
 CATEGORY_LABELS = {
@@ -426,11 +426,16 @@ def _copy_kernel(*blocks, dtypes):
 
 
 def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, workers: int, scratch: Path,
-            warmup_bbox: str, copy: bool = False, max_wait: float = 60, outputs: str = "") -> dict:
+            warmup_bbox: str, copy: bool = False, max_wait: float = 60, outputs: str = "",
+            settings: dict | None = None) -> dict:
     from fluxgraph.runner import run
 
     wanted = [o for o in outputs.split(",") if o and o != "all"]
-    cfg = load_config(overrides={"run": {"outputs": wanted}})
+    overrides: dict = {"run": {"outputs": wanted}}
+    for key, value in (settings or {}).items():
+        section, name = key.split(".", 1)
+        overrides.setdefault(section, {})[name] = value
+    cfg = load_config(overrides=overrides)
     load_before = wait_for_quiet(max_wait)
     cluster, client = start_cluster(workers)
     ctx = copy_kernels() if copy else contextlib.nullcontext()
@@ -464,7 +469,8 @@ def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, work
     wall, cpu_workers, cpu_client = usage.wall_s, usage.cpu_workers_s, usage.cpu_client_s
     px = size * size
     mpx_core = px / 1e6 / (cpu_workers + cpu_client)
-    orig_key = "gross_emissions_biomass_soil" if label.startswith("gross_emissions") else label
+    base = label.split(":", 1)[-1]
+    orig_key = "gross_emissions_biomass_soil" if base.startswith("gross_emissions") else base
     orig = ORIGINAL_MPX_S.get(orig_key.replace("io_floor", CHAIN))
     row = {
         "stage": label, "workers": workers, "pixels": px, "wall_s": wall, "run_seconds": res.seconds,
@@ -477,6 +483,7 @@ def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, work
         "layers_written": len(res.layers), "output_mb": out_bytes / 2**20,
         "worker_time_share": {k: round(v, 3) for k, v in shares.items()},
         "load_before": load_before, "load_start": load_start, "load_end": load_end,
+        "settings": dict(settings or {}),
     }
     log(f"{label} W={workers}: wall {wall:.1f} s, CPU {cpu_workers:.1f} + {cpu_client:.1f} s, "
         f"{mpx_core:.2f} Mpx/s/core, other processes {row['cpu_other_processes_s']:.1f} CPU s, "
@@ -561,6 +568,20 @@ def read_probe(root: Path, tile: str, size: int, chunk: int, repeats: int = 2) -
 # --------------------------------------------------------------------------- table
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``SECTION.KEY=VALUE`` as (key, value); the value is read as TOML (numbers, booleans) or kept as text."""
+    import tomllib
+
+    key, _, value = text.partition("=")
+    if "." not in key or not _:
+        raise SystemExit(f"--set wants SECTION.KEY=VALUE, not {text!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def fmt(v, spec: str) -> str:
     return "" if v is None else format(v, spec)
 
@@ -614,6 +635,10 @@ def main() -> None:
                     help="layers the chain and I/O-floor runs write: 'key' (default: the key outputs of the run "
                          "configuration), 'all' (every layer of every stage) or a comma list")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="configuration override for every run, e.g. run.cog_compress=zstd (repeatable)")
+    ap.add_argument("--stage-floors", action="store_true",
+                    help="also each measured stage with its kernel replaced by a copy (the stage's I/O floor)")
     args = ap.parse_args()
 
     t_start = time.perf_counter()
@@ -635,6 +660,7 @@ def main() -> None:
     scaling = {s.strip() for s in args.scaling.split(",") if s.strip()}
     rows: list[dict] = []
     speedups: dict[str, dict] = {}
+    settings = dict(_setting(s) for s in args.set)
 
     for name in stages:
         folder = stage_input_folder(root, name, args.tile)
@@ -644,17 +670,21 @@ def main() -> None:
         counts = [args.workers] + ([1] if name in scaling and args.workers != 1 else [])
         for W in counts:
             rows.append(measure(name, name, folder, tile=args.tile, size=args.size, workers=W, scratch=scratch,
-                                warmup_bbox=warmup_bbox, max_wait=args.max_wait))
+                                warmup_bbox=warmup_bbox, max_wait=args.max_wait, settings=settings))
+        if args.stage_floors:
+            rows.append(measure(f"io_floor:{name}", name, folder, tile=args.tile, size=args.size,
+                                workers=args.workers, scratch=scratch, warmup_bbox=warmup_bbox, copy=True,
+                                max_wait=args.max_wait, settings=settings))
     if args.chain:
         counts = [args.workers] + ([1] if CHAIN in scaling and args.workers != 1 else [])
         for W in counts:
             rows.append(measure(CHAIN, "all", root / "raw", tile=args.tile, size=args.size, workers=W,
                                 scratch=scratch, warmup_bbox=warmup_bbox, max_wait=args.max_wait,
-                                outputs=args.chain_outputs))
+                                outputs=args.chain_outputs, settings=settings))
     if args.io_floor:
         rows.append(measure("io_floor", "all", root / "raw", tile=args.tile, size=args.size, workers=args.workers,
                             scratch=scratch, warmup_bbox=warmup_bbox, copy=True, max_wait=args.max_wait,
-                            outputs=args.chain_outputs))
+                            outputs=args.chain_outputs, settings=settings))
     for label in {r["stage"] for r in rows}:
         by_w = {r["workers"]: r for r in rows if r["stage"] == label}
         if 1 in by_w and args.workers in by_w and args.workers != 1:
