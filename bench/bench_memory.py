@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_stages import CACHE, _start_rss_sampler, load_avg, log, measured, start_cluster  # noqa: E402
+from bench_stages import CACHE, _setting, _start_rss_sampler, load_avg, log, measured, start_cluster  # noqa: E402
 
 TILE = "00N_110E"
 
@@ -54,12 +54,16 @@ def raw_inputs(rows: int, cols: int, procs: int) -> Path:
     return root
 
 
-def chain(folder: Path, *, workers: int, scratch: Path) -> dict:
+def chain(folder: Path, *, workers: int, scratch: Path, settings: dict | None = None) -> dict:
     """The standard chain, key outputs, over every pixel of ``folder``: timings and peak memory per worker."""
     from fluxgraph.config import load_config
     from fluxgraph.runner import run
 
-    cfg = load_config(overrides={"run": {"outputs": ["key"]}})
+    overrides: dict = {"run": {"outputs": ["key"]}}
+    for key, value in (settings or {}).items():
+        section, name = key.split(".", 1)
+        overrides.setdefault(section, {})[name] = value
+    cfg = load_config(overrides=overrides)
     cluster, client = start_cluster(workers)
     try:
         client.run(_start_rss_sampler)
@@ -81,7 +85,8 @@ def chain(folder: Path, *, workers: int, scratch: Path) -> dict:
     return {"pixels": px, "shape": list(res.parts[0].window.shape), "chunk_setting": sorted(chunks),
             "wall_s": round(usage.wall_s, 2), "cpu_workers_s": round(usage.cpu_workers_s, 1),
             "cpu_client_s": round(usage.cpu_client_s, 1), "mpx_s_per_core": round(px / 1e6 / cpu, 2),
-            "peak_rss_mb_per_worker": round(usage.peak_rss_mb_per_worker), "load": load_avg()}
+            "peak_rss_mb_per_worker": round(usage.peak_rss_mb_per_worker), "load": load_avg(),
+            "settings": dict(settings or {})}
 
 
 def main() -> None:
@@ -90,7 +95,10 @@ def main() -> None:
     ap.add_argument("--rows", default="10000,40000")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="configuration override, e.g. run.write_cog=false (repeatable)")
     args = ap.parse_args()
+    settings = dict(_setting(s) for s in args.set)
     t0 = time.perf_counter()
     results = []
     for rows in (int(r) for r in args.rows.split(",")):
@@ -98,7 +106,7 @@ def main() -> None:
         scratch = CACHE / "runs" / f"memory_{rows}x{args.cols}"
         shutil.rmtree(scratch, ignore_errors=True)
         log(f"chain over {rows} x {args.cols} px on {args.workers} workers")
-        r = chain(folder, workers=args.workers, scratch=scratch)
+        r = chain(folder, workers=args.workers, scratch=scratch, settings=settings)
         results.append(r)
         log(f"  {r}")
     print(f"\n{'region (rows x cols)':22s} {'Mpx':>6s} {'wall s':>7s} {'CPU s':>7s} {'Mpx/s/core':>10s} "

@@ -44,6 +44,9 @@ __all__ = ["DryRunReport", "RunResult", "run", "stage_targets"]
 
 log = logging.getLogger("fluxgraph")
 
+SPOOL = ".fluxgraph-spool"
+"""Folder below the output where each part's compressed COG tiles wait until its COGs are written."""
+
 STANDARD_CHAIN = (
     "model_extent",
     "forest_age_category_IPCC",
@@ -340,7 +343,10 @@ class _PartJob:
 
 
 def _part_result(done: dict[str, Any], values: list[Any], repack: Any) -> tuple[Any, Any, Any]:
-    tables, maps = repack(values)
+    """(sink result, tables in the stages' order, map cells): tables reduced in the sink fill the gaps."""
+    lazy, maps = repack(values)
+    from_sink = iter(done["tables"])
+    tables = [next(from_sink) if value is None else value for value in lazy]
     return done, tables, maps
 
 
@@ -351,9 +357,13 @@ def _part_work(part: Part, arrays: Mapping[str, xr.DataArray], everything: Mappi
     """One part's lazy work (:class:`_PartJob`) and the paths of its COGs."""
     run_cfg = config.data["run"]
     opts = tuple(sorted(out.storage_options.items()))
-    tables = [lazy for p, _, lazy in summaries if p == part]
+    specs = [spec for p, spec, _ in summaries if p == part]
+    lazy_tables = [lazy if spec.block is None else None for p, spec, lazy in summaries if p == part]
     maps = lazy_maps(everything, part.window, config)
     written: dict[str, xr.DataArray] = dict(arrays)
+    for spec in specs:  # the layers the tables reduce, chunk by chunk in the sink
+        if spec.block is not None:
+            written.update({n: everything[n] for n in spec.layers if n not in written})
     targets: list[CogTarget] = []
     if run_cfg["write_cog"]:
         for name in arrays:
@@ -366,9 +376,16 @@ def _part_work(part: Part, arrays: Mapping[str, xr.DataArray], everything: Mappi
         rows, cols = part.window.relative_to(store_window)
         zarr = ZarrTarget(zarr_path, (rows.start, cols.start), zarr_chunks(config.chunks), opts)
     sink = part_sink(written, part.window, zarr=zarr, zarr_names=list(arrays), stats_names=list(arrays),
-                     cogs=targets, fmt=_cog_format(config))
+                     cogs=targets, fmt=_cog_format(config), spool=out.join(SPOOL, _safe(part_key(part))),
+                     spool_options=out.storage_options,
+                     tables=[(spec.layers, spec.block(config)) for spec in specs if spec.block is not None])
     chunks = sum(arr.data.npartitions for arr in arrays.values())
-    return _PartJob(part, sink, tables, maps, chunks), [t.path for t in targets]
+    return _PartJob(part, sink, lazy_tables, maps, chunks), [t.path for t in targets]
+
+
+def _safe(key: str) -> str:
+    """A part key as a file or object name."""
+    return key.replace(":", "_").replace(",", "_")
 
 
 def _open_manifest(out: OutputLocation, config: RunConfig, identity: dict[str, Any], resume: bool) -> Manifest:
@@ -437,6 +454,7 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     in_flight = int(run_cfg.get("parts_in_flight", 4))
     with watch_cluster(client) as events, performance_report(client, out.local / "dask-report.html"):
         _compute_parts(jobs(), on_done=done, client=client, in_flight=in_flight)
+    out.remove(SPOOL)  # left only by parts of an earlier, interrupted run
 
     if run_cfg["write_cog"] and run_cfg.get("write_stac", True):
         if out.remote:

@@ -12,6 +12,7 @@ cluster: the annual, per-driver view the original does not provide.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,6 +69,15 @@ class _BlockSums:
         return sum_by_year_driver(*b, model_years=self.model_years)[None, None]
 
 
+def _block_totals(blocks: Mapping[str, np.ndarray], row0: int, row1: int, *, variant: str,
+                  model_years: int) -> np.ndarray:
+    """One chunk's (model_years + 2, 8, 4) totals in Mg CO2e by loss year × driver × gas."""
+    area = row_pixel_area_m2(row0, row1)[:, None]
+    gas = [blocks[f"gross_emis_{g}_{variant}"] for g in ("all_gases", "co2", "ch4", "n2o")]
+    b = broadcast_blocks(blocks["loss_year"], blocks["drivers"], area, *gas)
+    return sum_by_year_driver(*b, model_years=model_years)
+
+
 def _summary(variant: str):
     def summarize(arrays: Mapping[str, xr.DataArray], window: PixelWindow, config: RunConfig) -> Any:
         """Lazy (model_years + 2, 8, 4) totals in Mg CO2e by loss year × driver × gas."""
@@ -120,6 +130,8 @@ def _stage(variant: str) -> Stage:
             compute=_summary(variant),
             to_frame=lambda totals, tile, config, v=variant: emissions_table(totals, tile=tile, variant=v,
                                                                              config=config),
+            block=lambda config, v=variant: functools.partial(_block_totals, variant=v,
+                                                              model_years=config.model_years),
         ),
     )
 

@@ -45,8 +45,9 @@ def _values(shape, dtype="float32", seed=0):
 def _sink_cog(tmp_path, name, win, values, chunks, *, overviews=True, level=6, tags=None):
     path = str(tmp_path / "sink" / f"{name}.tif")
     target = cog_target(name, name, path, tile=TILE, tags=tags)
+    spool = tmp_path / "spool"
     sink = part_sink({name: _arr(name, win, values, chunks)}, win, zarr=None, zarr_names=[], stats_names=[name],
-                     cogs=[target], fmt=CogFormat("deflate", level, overviews))
+                     cogs=[target], fmt=CogFormat("deflate", level, overviews), spool=str(spool))
     result = dask.compute(sink.finish(dask.optimize(*sink.chunk_tasks)), optimize_graph=False)[0]
     return path, result
 
@@ -68,6 +69,7 @@ def test_cogs_are_byte_identical_to_odc_geo_writer(tmp_path, shape, chunks, offs
     dask.compute(write_cog(_arr("net_flux", win, values, (400, 800)), win, ref, overviews=overviews,
                            tags={"model_version": "1.4.3"}, level=6))
     assert result["cogs"] == [path]
+    assert not (tmp_path / "spool").exists()  # removed once the part's files are written
     valid, errors, _ = cog_validate(path)
     assert valid, errors
     with open(path, "rb") as a, open(ref, "rb") as b:
