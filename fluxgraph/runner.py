@@ -570,23 +570,12 @@ class DryRunReport:
         return self.__dict__ | {"total_bytes_written": sum(self.bytes_written.values())}
 
 
-def _optimised_task_count(collections: list[Any]) -> int:
-    """Tasks of the merged array graph after dask's array optimisation (fusion, culling), materialised once."""
-    from dask.array.optimization import optimize
-    from dask.highlevelgraph import HighLevelGraph
-
-    hlg = HighLevelGraph.merge(*[c.__dask_graph__() for c in collections])
-    keys = [k for c in collections for k in dask.core.flatten(c.__dask_keys__())]
-    return len(optimize(hlg, keys))
-
-
 def _dry_run(inputs, out: OutputLocation, region, stages, config, save_intermediates, storage_options,
              t0) -> DryRunReport:
     """Plan and build the graph of every part; count chunks, tasks and bytes; compute nothing.
 
-    Parts are built, optimised and counted one at a time and then dropped, so the client holds one part's
-    graph at a time; parts are independent graphs, so the sum of their optimised task counts is the merged
-    count, at linear cost (dask's HighLevelGraph.cull of one merged global graph grows faster than linearly).
+    Each part's graph is the one a run submits (stages, sink, tables and maps, optimised), built, counted and
+    dropped one part at a time, as a run builds them, so the client holds one part's graph at a time.
     """
     import resource
 
@@ -595,9 +584,15 @@ def _dry_run(inputs, out: OutputLocation, region, stages, config, save_intermedi
     tasks = chunks = bytes_read = 0
     written_names: list[str] = []
     written: dict[str, int] = {}
+    run_cfg = config.data["run"]
+    zarr_path = out.join("fluxgraph.zarr") if run_cfg["write_zarr"] else None
+    store_window = mosaic.window.snap_out(config.chunks)
     for part, p in plans:
-        arrays, summaries, _ = build_part(mosaic, part, p, targets, config, save_intermediates)
-        tasks += _optimised_task_count([a.data for a in arrays.values()] + [lazy for _, _, lazy in summaries])
+        arrays, summaries, everything = build_part(mosaic, part, p, targets, config, save_intermediates)
+        job, _ = _part_work(part, arrays, everything, summaries, out=out, zarr_path=zarr_path,
+                            store_window=store_window, config=config, naming="fluxgraph", attrs={},
+                            annual_layers=False)
+        tasks += len(job.delayed().__dask_graph__())
         chunks += sum(arr.data.npartitions for arr in arrays.values())
         for name, arr in arrays.items():
             written[name] = written.get(name, 0) + part.window.size * arr.dtype.itemsize
