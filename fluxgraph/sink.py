@@ -571,6 +571,11 @@ class PartSink:
         The Delayed computes to ``{"stats": {name: summary}, "cogs": [paths]}``; compute it with
         ``optimize_graph=False`` (the graph is optimised already).
         """
+        key, layer = self.finish_layer(optimised)
+        return Delayed(key, HighLevelGraph.from_collections(key, layer, dependencies=list(optimised)))
+
+    def finish_layer(self, optimised: Sequence[da.Array]) -> tuple[str, dict[Any, Any]]:
+        """The key of the part's result and the tasks :meth:`finish` adds (without the chunk tasks' graph)."""
         return _finish(optimised, ctx=self.ctx, cogs=self.cogs, fmt=self.fmt)
 
 
@@ -645,7 +650,8 @@ def _ones(chunks: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...]:
     return tuple((1,) * len(c) for c in chunks)
 
 
-def _finish(sinks: Sequence[da.Array], *, ctx: _Context, cogs: Sequence[CogTarget], fmt: CogFormat) -> Delayed:
+def _finish(sinks: Sequence[da.Array], *, ctx: _Context, cogs: Sequence[CogTarget],
+            fmt: CogFormat) -> tuple[str, dict[Any, Any]]:
     token = dask.base.tokenize(ctx, [s.name for s in sinks])
     layer: dict[Any, Any] = {}
     stat_keys = []
@@ -688,8 +694,7 @@ def _finish(sinks: Sequence[da.Array], *, ctx: _Context, cogs: Sequence[CogTarge
     final = f"part-{token}"
     layer[final] = (functools.partial(_finish_task, pixels=ctx.part.size, names=list(ctx.stats_names), ctx=ctx),
                     stat_keys, path_keys)
-    graph = HighLevelGraph.from_collections(final, layer, dependencies=list(sinks))
-    return Delayed(final, graph)
+    return final, layer
 
 
 def _pick(x: Any, what: str) -> Any:
