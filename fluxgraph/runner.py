@@ -457,19 +457,16 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
         _compute_parts(jobs(), on_done=done, client=client, in_flight=in_flight)
     out.remove(SPOOL)  # left only by parts of an earlier, interrupted run
 
+    cog_files = [c for (part, p) in plans
+                 for c in _cog_paths(out, part, _part_names(p, targets, save_intermediates), config, naming,
+                                     annual_layers)]
     if run_cfg["write_cog"] and run_cfg.get("write_stac", True):
-        if out.remote:
-            log.warning("no STAC catalog for s3:// outputs yet: build it from a local copy with `fluxgraph stac`")
-        else:
-            from fluxgraph.stac import write_catalog
-
-            log.info("wrote the STAC catalog %s", write_catalog(out.local))
+        _write_stac(out, cog_files)
     stats: dict[str, list[Any]] = {}
     table_rows: list[tuple[Part, Summary, Any]] = []
     maps: list[tuple[PixelWindow, Any]] = []
-    cogs: list[str] = []
+    cogs: list[str] = list(cog_files)
     for part, p in plans:
-        cogs += _cog_paths(out, part, _part_names(p, targets, save_intermediates), config, naming, annual_layers)
         part_stats, part_tables, part_maps = manifest.results(out, part)
         for name in written_names:
             if name in part_stats:
@@ -493,6 +490,23 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     log.info("done in %.1f s", result.seconds)
     out.upload_folder()
     return result
+
+
+def _write_stac(out: OutputLocation, cogs: Sequence[str]) -> None:
+    """The run's STAC catalog in ``{out}/stac``: for ``s3://`` outputs built in the staging folder from the
+    bucket's COG headers (read through GDAL) with absolute ``s3://`` hrefs, and uploaded with the other files."""
+    from fluxgraph.stac import write_catalog
+
+    if not out.remote:
+        log.info("wrote the STAC catalog %s", write_catalog(out.local))
+        return
+    import rasterio
+
+    from fluxgraph.s3 import gdal_env
+
+    with rasterio.Env(**gdal_env(out.storage_options)):
+        path = write_catalog(out.local, cogs=cogs)
+    log.info("wrote the STAC catalog %s (uploaded to %s)", path, out.join("stac"))
 
 
 def _cog_paths(out: OutputLocation, part: Part, names: Sequence[str], config: RunConfig, naming: str,

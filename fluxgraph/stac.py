@@ -48,10 +48,11 @@ def read_cog_info(path: str | Path) -> dict[str, Any]:
     """
     import rasterio
 
-    with rasterio.open(path) as src:
+    with rasterio.open(str(path)) as src:
         tags = parse_tags(src.tags())
         info = {
-            "path": Path(path), "bounds": tuple(src.bounds), "shape": [src.height, src.width],
+            "path": path if _is_url(path) else Path(path), "bounds": tuple(src.bounds),
+            "shape": [src.height, src.width],
             "transform": list(src.transform)[:6], "crs": src.crs.to_string() if src.crs else None,
             "dtype": src.dtypes[0], "nodata": src.nodata, "units": src.units[0] or tags.get("units", ""),
             "res": abs(src.transform.a), "tags": tags,
@@ -63,6 +64,15 @@ def read_cog_info(path: str | Path) -> dict[str, Any]:
             "before provenance tags); re-run the stages that wrote it, or move it out of the cog/ folder"
         )
     return info
+
+
+def _is_url(path: str | Path) -> bool:
+    return "://" in str(path)
+
+
+def _href(path: str | Path) -> str:
+    """An asset's href: the URL as it is, or a local file's absolute path."""
+    return str(path) if _is_url(path) else str(Path(path).resolve())
 
 
 def _asset_key(info: Mapping[str, Any]) -> str:
@@ -109,7 +119,7 @@ def _item(tile: str, infos: list[dict[str, Any]]) -> Any:
         t = info["tags"]
         sign = f"; {t['sign_convention']}" if t.get("sign_convention") else ""
         asset = pystac.Asset(
-            href=str(info["path"].resolve()), media_type=COG_MEDIA_TYPE, roles=["data"],
+            href=_href(info["path"]), media_type=COG_MEDIA_TYPE, roles=["data"],
             title=t.get("long_name", t["layer"]),
             description=f"{t.get('long_name', t['layer'])} ({info['units']}{sign})",
             extra_fields={"fluxgraph:layer": t["layer"], **({"fluxgraph:loss_year": int(t["loss_year"])}
@@ -132,8 +142,9 @@ def build_catalog(out: str | Path, *, cogs: Iterable[str | Path] | None = None) 
     ----------
     out : str or Path
         The run's output folder (holding ``cog/`` and ``run.json``).
-    cogs : iterable of path, optional
-        The COGs to catalogue; every ``*.tif`` below ``{out}/cog`` by default.
+    cogs : iterable of path or URL, optional
+        The COGs to catalogue; every ``*.tif`` below ``{out}/cog`` by default. ``s3://`` URLs are read
+        through GDAL (inside a ``rasterio.Env`` with the bucket's settings) and kept as absolute hrefs.
 
     Returns
     -------
@@ -143,7 +154,8 @@ def build_catalog(out: str | Path, *, cogs: Iterable[str | Path] | None = None) 
     import pystac
 
     out = Path(out)
-    paths = sorted(Path(p) for p in cogs) if cogs is not None else sorted((out / "cog").rglob("*.tif"))
+    paths: list[Any] = (sorted(p if _is_url(p) else Path(p) for p in cogs) if cogs is not None
+                        else sorted((out / "cog").rglob("*.tif")))
     if not paths:
         raise StacValidationError(f"no COGs below {out / 'cog'}: is {out} the output folder of a fluxgraph run?")
     by_tile: dict[str, list[dict[str, Any]]] = {}
@@ -222,7 +234,7 @@ def validate_catalog(catalog: str | Path) -> int:
     ------
     StacValidationError
         An object breaks the STAC core schema, an extension's fields or fluxgraph's item fields;
-        an asset's file does not exist.
+        an asset's local file does not exist (``s3://`` assets are not checked: that needs the bucket).
     """
     import jsonschema
     import pystac
@@ -246,6 +258,8 @@ def validate_catalog(catalog: str | Path) -> int:
         except (pystac.STACValidationError, jsonschema.ValidationError) as exc:
             raise StacValidationError(f"{href}: {exc}") from exc
         for key, asset in data.get("assets", {}).items():
+            if _is_url(asset["href"]):
+                continue  # an s3:// asset: checked by whoever can reach the bucket, not offline
             if not (href.parent / asset["href"]).resolve().is_file():
                 raise StacValidationError(f"{href}: asset {key} points to {asset['href']}, which does not exist")
         todo += [(href.parent / link["href"]).resolve() for link in data.get("links", [])

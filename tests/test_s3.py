@@ -111,6 +111,22 @@ def test_run_reads_and_writes_s3_like_a_local_run(tmp_path, s3):
             "tables/emissions_by_year_driver_biomass_soil.csv"} <= names
     assert any(n.startswith("fluxgraph_log_") for n in names)
     assert not any(".partial-" in n for n in names)  # no temporary file left behind
+    assert not any(n.startswith(".fluxgraph-spool") for n in names)  # the COG tiles' spool is removed
+
+    # a STAC catalog of the bucket's COGs, uploaded with the run; its assets point into the bucket
+    import json
+
+    from fluxgraph.stac import validate_catalog
+
+    assert "stac/catalog.json" in names
+    item_keys = [n for n in names if n.startswith("stac/") and n != "stac/catalog.json"]
+    assert len(item_keys) == len(local.parts)
+    hrefs = {a["href"] for k in item_keys for a in json.loads(fs.cat_file(f"fg-out/run1/{k}"))["assets"].values()}
+    assert hrefs == {f"s3://fg-out/run1/cog/{n}/{p.tile}.tif" for p in local.parts for n in local.layers}
+    assert all(fs.exists(h) for h in hrefs)
+    staged = tmp_path / "stac"
+    fs.get("fg-out/run1/stac", str(staged), recursive=True)
+    assert validate_catalog(staged / "catalog.json") == len(local.parts) + 1  # the catalog and its items
 
     opts = {"endpoint_url": endpoint}
     remote = xr.open_zarr("s3://fg-out/run1/fluxgraph.zarr", consolidated=False, storage_options=opts)
