@@ -460,6 +460,7 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     cog_files = [c for (part, p) in plans
                  for c in _cog_paths(out, part, _part_names(p, targets, save_intermediates), config, naming,
                                      annual_layers)]
+    cog_files = _delete_empty_forest_tiles(out, plans, manifest, config, naming, cog_files)
     if run_cfg["write_cog"] and run_cfg.get("write_stac", True):
         _write_stac(out, cog_files)
     stats: dict[str, list[Any]] = {}
@@ -490,6 +491,45 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     log.info("done in %.1f s", result.seconds)
     out.upload_folder()
     return result
+
+
+def _delete_empty_forest_tiles(out: OutputLocation, plans: Sequence[tuple[Part, Plan]], manifest: Manifest,
+                               config: RunConfig, naming: str, cogs: list[str]) -> list[str]:
+    """Spec/stages.md §13 step 6: delete a tile's forest-extent COGs that hold no data; the COGs that remain.
+
+    A forest-extent layer (``*_forest`` of ``create_derivative_outputs``) whose part has no nonzero pixel
+    is removed, as the original does; ``[stages.create_derivative_outputs] delete_empty_forest_tiles =
+    false`` keeps them. The Zarr store stores no empty chunk either way.
+    """
+    from fluxgraph.stages.create_derivative_outputs import STAGE
+
+    if not config.data["run"]["write_cog"] or not config.stage_params(STAGE.name).get("delete_empty_forest_tiles",
+                                                                                     True):
+        return cogs
+    forest = [name for name in STAGE.outputs if name.endswith("_forest")]
+    removed: set[str] = set()
+    for part, _ in plans:
+        stats = manifest.results(out, part)[0]
+        for name in forest:
+            if name in stats and stats[name].get("nonzero", 1) == 0:
+                path = cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming)
+                if path in cogs:
+                    _remove_file(out, path)
+                    removed.add(path)
+                    log.info("%s holds no forest-extent data: deleted (spec §13 step 6)", path)
+    return [c for c in cogs if c not in removed]
+
+
+def _remove_file(out: OutputLocation, path: str) -> None:
+    """Delete one output file, local or on S3 (missing is fine: a resumed run may have deleted it)."""
+    if not out.remote:
+        Path(path).unlink(missing_ok=True)
+        return
+    from fluxgraph.s3 import filesystem
+
+    fs = filesystem(out.storage_options)
+    if fs.exists(path):
+        fs.rm(path)
 
 
 def _write_stac(out: OutputLocation, cogs: Sequence[str]) -> None:

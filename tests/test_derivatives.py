@@ -450,3 +450,35 @@ def test_zonal_kernel_matches_a_numpy_group_sum(seed, thresholds):
             np.add.at(want[:, t, :, :, v], (zone[sel], row[sel], drv[sel]), val[sel])
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("delete", [True, False])
+def test_empty_forest_extent_tiles_are_deleted_as_the_original_does(tmp_path, delete):
+    """Spec §13 step 6: a tile's forest-extent COGs without data are deleted (unless switched off)."""
+    from pathlib import Path
+
+    from fluxgraph.config import load_config
+    from fluxgraph.runner import run
+
+    params = {"tcd_threshold": 100, "delete_empty_forest_tiles": delete}  # no canopy is > 100 %: little forest
+    cfg = load_config(overrides={"stages": {"create_derivative_outputs": params}})
+    res = run(["demo://?size=100"], out=tmp_path, tiles="30N_090W,00N_110E", stages="all", config=cfg,
+              progress=False)
+    forest = [n for n in res.layers if n.endswith("_forest")]
+    checked = 0
+    for part in res.parts:
+        for name in forest:
+            path = tmp_path / "cog" / name / f"{part.tile}.tif"
+            with_data = bool(np.any(_zarr_part(res, name, part)))
+            assert path.exists() == (with_data or not delete), (name, part.tile)
+            assert (str(path) in res.cogs) == path.exists()
+            checked += not with_data
+    assert checked >= 2  # the run had empty forest-extent layers to delete (30N_090W's emissions)
+    assert all(Path(c).exists() for c in res.cogs)
+
+
+def _zarr_part(res, name, part):
+    import xarray as xr
+
+    w, s, e, n = part.window.bounds
+    return xr.open_zarr(res.zarr, consolidated=False)[name].sel(lat=slice(n, s), lon=slice(w, e)).values
