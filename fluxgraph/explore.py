@@ -72,7 +72,7 @@ def stage_outputs_by_tile(
                                                   storage_options)
     out: dict[str, xr.Dataset] = {}
     for part, the_plan in plans:
-        written, _summaries, arrays = build_part(mosaic, part, the_plan, targets, config, save_intermediates=False)
+        written, arrays = build_part(mosaic, part, the_plan, targets, config, save_intermediates=False)
         out[str(part.tile)] = with_crs(xr.Dataset(dict(arrays) if intermediates else written))
     return out
 

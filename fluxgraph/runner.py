@@ -36,7 +36,7 @@ from fluxgraph.outputs import OutputLocation
 from fluxgraph.provenance import as_tags, run_provenance
 from fluxgraph.resume import Manifest, part_key
 from fluxgraph.s3 import storage_options as s3_storage_options
-from fluxgraph.sink import CogFormat, CogTarget, PartSink, ZarrTarget, cog_target, part_sink
+from fluxgraph.sink import CogFormat, PartSink, ZarrTarget, cog_target, part_sink
 from fluxgraph.sources import Source
 from fluxgraph.writers import cog_path, create_zarr_store, zarr_chunks
 
@@ -279,15 +279,16 @@ def plan_parts(inputs, region, stages, config, storage_options):
 
 
 def build_part(mosaic: Mosaic, part: Part, p: Plan, targets: Sequence[str], config: RunConfig,
-                save_intermediates: bool) -> tuple[dict[str, xr.DataArray], list[tuple[Part, Summary, Any]],
-                                                   dict[str, xr.DataArray]]:
-    """One part's lazy arrays: the layers to write, its summaries, and every layer of its graph."""
+               save_intermediates: bool) -> tuple[dict[str, xr.DataArray], dict[str, xr.DataArray]]:
+    """One part's lazy arrays: the layers to write, and every layer of its graph."""
     arrays = build(p, read=lambda n, w=part.window: mosaic.read(n, w),
                    present=lambda n, w=part.window: mosaic.present(n, w), config=config)
-    summaries = [(part, stage.summary, stage.summary.compute(arrays, part.window, config))
-                 for stage in p.stages if stage.summary is not None]
-    names = list(targets) + ([n for n in p.computed if n not in targets] if save_intermediates else [])
-    return {n: arrays[n] for n in names if n in arrays}, summaries, arrays
+    return {n: arrays[n] for n in _part_names(p, targets, save_intermediates) if n in arrays}, arrays
+
+
+def _summaries(p: Plan) -> list[Summary]:
+    """The tables a part's stages yield, in the stages' order."""
+    return [stage.summary for stage in p.stages if stage.summary is not None]
 
 
 def _part_names(p: Plan, targets: Sequence[str], save_intermediates: bool) -> list[str]:
@@ -307,25 +308,22 @@ def _written_names(plans: Sequence[tuple[Part, Plan]], targets: Sequence[str], s
 
 @dataclass
 class _PartJob:
-    """The lazy work of one tile part: its one-pass sink, summary tables and 4-km map cells.
+    """The lazy work of one tile part: its one-pass sink (Zarr, COGs, statistics, tables) and 4-km map cells.
 
     :meth:`delayed` optimises them together (one dask graph, the stage graph computed once) and
-    returns one Delayed computing to ``(part result, tables, maps)``.
+    returns one Delayed computing to ``(sink result, maps)``.
     """
 
     part: Part
     sink: PartSink
-    tables: list[Any]
     maps: dict[str, Any]
     chunks: int
 
     def delayed(self) -> Delayed:
         """The part's whole computation as one Delayed; compute it with ``optimize_graph=False``."""
-        from dask.base import unpack_collections
-
-        collections, repack = unpack_collections(self.tables, self.maps)
+        names = list(self.maps)
         n = len(self.sink.chunk_tasks)
-        optimised = dask.optimize(*self.sink.chunk_tasks, *collections)
+        optimised = dask.optimize(*self.sink.chunk_tasks, *self.maps.values())
         # dask.optimize gives every collection the same merged graph: take it once (merging the collections'
         # graphs as layers would repeat every key once per collection, 3.8x the tasks to ship)
         graph = dict(optimised[0].__dask_graph__())
@@ -339,39 +337,32 @@ class _PartJob:
             graph[key] = (func, c.__dask_keys__(), *extra)
             keys.append(key)
         final = f"part-result-{token}"
-        graph[final] = (_part_result, done, keys, repack)
+        graph[final] = (_part_result, done, keys, names)
         return Delayed(final, graph)
 
 
-def _part_result(done: dict[str, Any], values: list[Any], repack: Any) -> tuple[Any, Any, Any]:
-    """(sink result, tables in the stages' order, map cells): tables reduced in the sink fill the gaps."""
-    lazy, maps = repack(values)
-    from_sink = iter(done["tables"])
-    tables = [next(from_sink) if value is None else value for value in lazy]
-    return done, tables, maps
+def _part_result(done: dict[str, Any], values: list[Any], names: list[str]) -> tuple[Any, dict[str, Any]]:
+    """(sink result, map cells by name)."""
+    return done, dict(zip(names, values, strict=True))
 
 
-def _part_work(part: Part, arrays: Mapping[str, xr.DataArray], everything: Mapping[str, xr.DataArray],
-               summaries: list[Any], *, out: OutputLocation, zarr_path: str | None, store_window: PixelWindow,
-               config: RunConfig, naming: str, attrs: Mapping[str, Any], annual_layers: bool
-               ) -> tuple[_PartJob, list[str]]:
-    """One part's lazy work (:class:`_PartJob`) and the paths of its COGs."""
-    run_cfg = config.data["run"]
+def _part_work(part: Part, p: Plan, arrays: Mapping[str, xr.DataArray], everything: Mapping[str, xr.DataArray],
+               *,
+               out: OutputLocation, zarr_path: str | None, store_window: PixelWindow, config: RunConfig,
+               naming: str, attrs: Mapping[str, Any], annual_layers: bool) -> _PartJob:
+    """One part's lazy work (:class:`_PartJob`)."""
     opts = tuple(sorted(out.storage_options.items()))
-    specs = [spec for p, spec, _ in summaries if p == part]
-    lazy_tables = [lazy if spec.block is None else None for p, spec, lazy in summaries if p == part]
-    maps = lazy_maps(everything, part.window, config)
     written: dict[str, xr.DataArray] = dict(arrays)
-    for spec in specs:  # the layers the tables reduce, chunk by chunk in the sink
-        if spec.block is not None:
-            written.update({n: everything[n] for n in spec.layers if n not in written})
-    targets: list[CogTarget] = []
-    if run_cfg["write_cog"]:
-        for name in arrays:
-            path = cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming)
-            targets.append(cog_target(name, name, path, tile=part.tile, tags=attrs, storage_options=opts))
-    if annual_layers:
-        _annual_layers(written, targets, out, part, arrays, everything, config, attrs, opts)
+    for spec in _summaries(p):  # the layers the tables reduce, chunk by chunk in the sink
+        written.update({n: everything[n] for n in spec.layers if n not in written})
+    targets = []
+    for cog in _cog_plan(out, part, list(arrays), config, naming, annual_layers):
+        if cog.loss_year is not None:  # only that year's pixels
+            k = cog.loss_year - config.first_year + 1
+            written[cog.key] = arrays[cog.layer].where(everything["loss_year"] == k, np.float32(0)).astype(np.float32)
+        extra = {"loss_year": str(cog.loss_year)} if cog.loss_year is not None else {}
+        targets.append(cog_target(cog.key, cog.layer, cog.path, tile=part.tile, tags={**attrs, **extra},
+                                  storage_options=opts))
     zarr = None
     if zarr_path is not None:
         rows, cols = part.window.relative_to(store_window)
@@ -379,9 +370,38 @@ def _part_work(part: Part, arrays: Mapping[str, xr.DataArray], everything: Mappi
     sink = part_sink(written, part.window, zarr=zarr, zarr_names=list(arrays), stats_names=list(arrays),
                      cogs=targets, fmt=_cog_format(config), spool=out.join(SPOOL, _safe(part_key(part))),
                      spool_options=out.storage_options,
-                     tables=[(spec.layers, spec.block(config)) for spec in specs if spec.block is not None])
+                     tables=[(spec.layers, spec.block(config)) for spec in _summaries(p)])
     chunks = sum(arr.data.npartitions for arr in arrays.values())
-    return _PartJob(part, sink, lazy_tables, maps, chunks), [t.path for t in targets]
+    return _PartJob(part, sink, lazy_maps(everything, part.window, config), chunks)
+
+
+@dataclass(frozen=True)
+class _PlannedCog:
+    """One COG of a part: the array it holds (``layer``, or ``layer@year`` for a per-year layer), where."""
+
+    key: str
+    layer: str
+    path: str
+    loss_year: int | None = None
+
+
+def _cog_plan(out: OutputLocation, part: Part, names: Sequence[str], config: RunConfig, naming: str,
+              annual_layers: bool) -> list[_PlannedCog]:
+    """The COGs a part writes: one per written layer, and with ``annual_layers`` one per loss year of each
+    all-gases emissions layer. Known from the plan alone, so runs list and delete COGs of parts they did not
+    build (resumed ones)."""
+    cogs = []
+    if config.data["run"]["write_cog"]:
+        cogs += [_PlannedCog(name, name, cog_path(out.join("cog"), name, part.tile, naming=naming,
+                                                  names=config.naming)) for name in names]
+    if annual_layers:
+        for name in names:
+            if name.startswith("gross_emis_all_gases_"):
+                for k in range(1, config.model_years + 1):
+                    year = config.first_year + k - 1
+                    cogs.append(_PlannedCog(f"{name}@{year}", name,
+                                            out.join("cog", "annual", name, str(year), f"{part.tile}.tif"), year))
+    return cogs
 
 
 def _safe(key: str) -> str:
@@ -435,17 +455,16 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     def jobs() -> Iterator[_PartJob]:
         """Each part's graph, built only when it is about to be submitted (the client holds a few at a time)."""
         for part, p in todo:
-            arrays, summaries, everything = build_part(mosaic, part, p, targets, config, save_intermediates)
-            yield _part_work(part, arrays, everything, summaries, out=out, zarr_path=zarr_path,
-                             store_window=store_window, config=config, naming=naming, attrs=attrs,
-                             annual_layers=annual_layers)[0]
+            arrays, everything = build_part(mosaic, part, p, targets, config, save_intermediates)
+            yield _part_work(part, p, arrays, everything, out=out, zarr_path=zarr_path, store_window=store_window,
+                             config=config, naming=naming, attrs=attrs, annual_layers=annual_layers)
 
     computed_chunks = 0
 
     def done(job: _PartJob, result: Any, k: int) -> None:
         nonlocal computed_chunks
-        sunk, tables, maps = result
-        manifest.record(out, job.part, stats=sunk["stats"], tables=tables, maps=maps, chunks=job.chunks)
+        sunk, maps = result
+        manifest.record(out, job.part, stats=sunk["stats"], tables=sunk["tables"], maps=maps, chunks=job.chunks)
         computed_chunks += job.chunks
         log.info("part %d/%d done: %s (%d chunks)", k + resumed, len(plans), part_key(job.part), job.chunks)
         if progress:
@@ -457,23 +476,21 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
         _compute_parts(jobs(), on_done=done, client=client, in_flight=in_flight)
     out.remove(SPOOL)  # left only by parts of an earlier, interrupted run
 
-    cog_files = [c for (part, p) in plans
-                 for c in _cog_paths(out, part, _part_names(p, targets, save_intermediates), config, naming,
-                                     annual_layers)]
-    cog_files = _delete_empty_forest_tiles(out, plans, manifest, config, naming, cog_files)
+    results = {part: manifest.results(out, part) for part, _ in plans}  # (stats, tables, maps), read once
+    planned = {part: _cog_plan(out, part, _part_names(p, targets, save_intermediates), config, naming,
+                               annual_layers) for part, p in plans}
+    cogs = _delete_empty_forest_tiles(out, planned, results, config)
     if run_cfg["write_cog"] and run_cfg.get("write_stac", True):
-        _write_stac(out, cog_files)
+        _write_stac(out, cogs)
     stats: dict[str, list[Any]] = {}
     table_rows: list[tuple[Part, Summary, Any]] = []
     maps: list[tuple[PixelWindow, Any]] = []
-    cogs: list[str] = list(cog_files)
     for part, p in plans:
-        part_stats, part_tables, part_maps = manifest.results(out, part)
+        part_stats, part_tables, part_maps = results[part]
         for name in written_names:
             if name in part_stats:
                 stats.setdefault(name, []).append(part_stats[name])
-        specs = [stage.summary for stage in p.stages if stage.summary is not None]
-        table_rows += [(part, spec, values) for spec, values in zip(specs, part_tables, strict=True)]
+        table_rows += [(part, spec, values) for spec, values in zip(_summaries(p), part_tables, strict=True)]
         maps.append((part.window, part_maps))
     summary = {name: _combine(parts) for name, parts in stats.items()}
     if any(cells for _, cells in maps):
@@ -493,8 +510,8 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     return result
 
 
-def _delete_empty_forest_tiles(out: OutputLocation, plans: Sequence[tuple[Part, Plan]], manifest: Manifest,
-                               config: RunConfig, naming: str, cogs: list[str]) -> list[str]:
+def _delete_empty_forest_tiles(out: OutputLocation, planned: Mapping[Part, list[_PlannedCog]],
+                               results: Mapping[Part, tuple[dict[str, Any], Any, Any]], config: RunConfig) -> list[str]:
     """Spec/stages.md §13 step 6: delete a tile's forest-extent COGs that hold no data; the COGs that remain.
 
     A forest-extent layer (``*_forest`` of ``create_derivative_outputs``) whose part has no nonzero pixel
@@ -503,21 +520,19 @@ def _delete_empty_forest_tiles(out: OutputLocation, plans: Sequence[tuple[Part, 
     """
     from fluxgraph.stages.create_derivative_outputs import STAGE
 
-    if not config.data["run"]["write_cog"] or not config.stage_params(STAGE.name).get("delete_empty_forest_tiles",
-                                                                                     True):
-        return cogs
-    forest = [name for name in STAGE.outputs if name.endswith("_forest")]
-    removed: set[str] = set()
-    for part, _ in plans:
-        stats = manifest.results(out, part)[0]
-        for name in forest:
-            if name in stats and stats[name].get("nonzero", 1) == 0:
-                path = cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming)
-                if path in cogs:
-                    _remove_file(out, path)
-                    removed.add(path)
-                    log.info("%s holds no forest-extent data: deleted (spec §13 step 6)", path)
-    return [c for c in cogs if c not in removed]
+    delete = config.stage_params(STAGE.name).get("delete_empty_forest_tiles", True)
+    kept = []
+    for part, cogs in planned.items():
+        stats = results[part][0]
+        for cog in cogs:
+            empty = (cog.key == cog.layer and cog.layer.endswith("_forest") and cog.layer in STAGE.outputs
+                     and stats.get(cog.layer, {}).get("nonzero", 1) == 0)
+            if delete and empty:
+                _remove_file(out, cog.path)
+                log.info("%s holds no forest-extent data: deleted (spec §13 step 6)", cog.path)
+            else:
+                kept.append(cog.path)
+    return kept
 
 
 def _remove_file(out: OutputLocation, path: str) -> None:
@@ -547,23 +562,6 @@ def _write_stac(out: OutputLocation, cogs: Sequence[str]) -> None:
     with rasterio.Env(**gdal_env(out.storage_options)):
         path = write_catalog(out.local, cogs=cogs)
     log.info("wrote the STAC catalog %s (uploaded to %s)", path, out.join("stac"))
-
-
-def _cog_paths(out: OutputLocation, part: Part, names: Sequence[str], config: RunConfig, naming: str,
-               annual_layers: bool) -> list[str]:
-    """The COGs a part writes (the same paths :func:`_part_work` plans), known without building the part."""
-    paths = []
-    if config.data["run"]["write_cog"]:
-        paths += [cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming) for name in names]
-    if annual_layers:
-        paths += [_annual_path(out, name, config.first_year + k - 1, part)
-                  for name in names if name.startswith("gross_emis_all_gases_")
-                  for k in range(1, config.model_years + 1)]
-    return paths
-
-
-def _annual_path(out: OutputLocation, name: str, year: int, part: Part) -> str:
-    return out.join("cog", "annual", name, str(year), f"{part.tile}.tif")
 
 
 def _compute_parts(jobs: Iterable[_PartJob], *, on_done: Any, client: Any, in_flight: int) -> None:
@@ -643,10 +641,9 @@ def _dry_run(inputs, out: OutputLocation, region, stages, config, save_intermedi
     zarr_path = out.join("fluxgraph.zarr") if run_cfg["write_zarr"] else None
     store_window = mosaic.window.snap_out(config.chunks)
     for part, p in plans:
-        arrays, summaries, everything = build_part(mosaic, part, p, targets, config, save_intermediates)
-        job, _ = _part_work(part, arrays, everything, summaries, out=out, zarr_path=zarr_path,
-                            store_window=store_window, config=config, naming="fluxgraph", attrs={},
-                            annual_layers=False)
+        arrays, everything = build_part(mosaic, part, p, targets, config, save_intermediates)
+        job = _part_work(part, p, arrays, everything, out=out, zarr_path=zarr_path, store_window=store_window,
+                         config=config, naming="fluxgraph", attrs={}, annual_layers=False)
         tasks += len(job.delayed().__dask_graph__())  # a plain dict: unique keys
         chunks += sum(arr.data.npartitions for arr in arrays.values())
         for name, arr in arrays.items():
@@ -676,25 +673,6 @@ def _cog_format(config: RunConfig) -> CogFormat:
     compress = str(run_cfg["cog_compress"]).lower()
     return CogFormat(compress="NONE" if compress == "none" else compress, level=run_cfg.get("cog_level"),
                      overviews=bool(run_cfg["cog_overviews"]))
-
-
-def _annual_layers(written: dict[str, xr.DataArray], targets: list[CogTarget], out: OutputLocation, part: Part,
-                   arrays: Mapping[str, xr.DataArray], everything: Mapping[str, xr.DataArray], config: RunConfig,
-                   attrs: Mapping[str, Any], opts: tuple[tuple[str, Any], ...]) -> None:
-    """Per-loss-year COGs of each all-gases emissions layer: only that year's pixels (issue: annual emissions)."""
-    loss = everything.get("loss_year")
-    if loss is None:
-        return
-    for name, arr in arrays.items():
-        if not name.startswith("gross_emis_all_gases_"):
-            continue
-        for k in range(1, config.model_years + 1):
-            year = config.first_year + k - 1
-            key = f"{name}@{year}"
-            written[key] = arr.where(loss == k, np.float32(0)).astype(np.float32)
-            path = _annual_path(out, name, year, part)
-            targets.append(cog_target(key, name, path, tile=part.tile, tags={**attrs, "loss_year": str(year)},
-                                      storage_options=opts))
 
 
 def _write_tables(out: OutputLocation, results: list[tuple[Part, Summary, Any]], config: RunConfig) -> list[str]:

@@ -112,13 +112,14 @@ class CogFormat:
     level: int | None = 6
     overviews: bool = True
 
-    def tifffile(self, dtype: Any) -> tuple[int, dict[str, Any]]:
-        """tifffile's compression code and keyword arguments (odc-geo's normalisation)."""
+    def tifffile(self) -> tuple[int, dict[str, Any]]:
+        """tifffile's compression code and keyword arguments (odc-geo's normalisation; the data type matters
+        only for predictors, which fluxgraph does not use)."""
         from odc.geo.cog._tifffile import _norm_compression_tifffile
         from tifffile import COMPRESSION
 
-        _, name, args = _norm_compression_tifffile(np.dtype(dtype), False, self.compress, None, level=self.level,
-                                                   kw={})
+        _, name, args = _norm_compression_tifffile(np.dtype("float32"), False, self.compress, None,
+                                                   level=self.level, kw={})
         code = int(COMPRESSION[name.upper()])
         return code, ({} if code == 1 else dict(args))
 
@@ -397,7 +398,7 @@ def _assemble_task(target: CogTarget, part: PixelWindow, fmt: CogFormat, levels:
     layer = get_layer(target.layer)
     tags = dict(target.tags)
     band = as_tags(layer_metadata(layer))
-    _, args = fmt.tifffile(layer.np_dtype)
+    _, args = fmt.tifffile()
     gbox = GeoBox(part.shape, Affine(*part.transform), "epsg:4326")
     meta, header = _make_empty_cog(part.shape, layer.np_dtype, gbox, nodata=layer.nodata, gdal_metadata="",
                                    compression=fmt.compress, compressionargs=args, predictor=1,
@@ -624,8 +625,7 @@ def part_sink(arrays: Mapping[str, xr.DataArray], part: PixelWindow, *, zarr: Za
     if any(d.chunks != chunks for d in data):
         raise ConfigError(f"the arrays of part {part} are not chunked alike")
     levels = cog_levels(part.shape, overviews=fmt.overviews) if cogs else None
-    dtypes = {get_layer(c.layer).np_dtype for c in cogs}
-    code, args = fmt.tifffile(next(iter(dtypes))) if cogs else (1, {})
+    code, args = fmt.tifffile()
     row_edges, col_edges = _edges(chunks[0]), _edges(chunks[1])
     aligned = levels is None or (_is_aligned(row_edges, levels.tiles[0][0])
                                  and _is_aligned(col_edges, levels.tiles[0][1]))

@@ -16,7 +16,6 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -25,7 +24,7 @@ from fluxgraph.stages._apply import apply_kernel, broadcast_blocks
 
 from fluxgraph.config import RunConfig
 from fluxgraph.graph import Stage, StageContext, Summary
-from fluxgraph.grid import PixelWindow, row_pixel_area_m2
+from fluxgraph.grid import row_pixel_area_m2
 
 __all__ = ["STAGES", "emission_params"]
 
@@ -60,15 +59,6 @@ def _compute(variant: str):
     return compute
 
 
-class _BlockSums:
-    def __init__(self, model_years: int) -> None:
-        self.model_years = model_years
-
-    def __call__(self, loss, driver, area, all_gases, co2, ch4, n2o) -> np.ndarray:
-        b = broadcast_blocks(loss, driver, area, all_gases, co2, ch4, n2o)
-        return sum_by_year_driver(*b, model_years=self.model_years)[None, None]
-
-
 def _block_totals(blocks: Mapping[str, np.ndarray], row0: int, row1: int, *, variant: str,
                   model_years: int) -> np.ndarray:
     """One chunk's (model_years + 2, 8, 4) totals in Mg CO2e by loss year × driver × gas."""
@@ -76,23 +66,6 @@ def _block_totals(blocks: Mapping[str, np.ndarray], row0: int, row1: int, *, var
     gas = [blocks[f"gross_emis_{g}_{variant}"] for g in ("all_gases", "co2", "ch4", "n2o")]
     b = broadcast_blocks(blocks["loss_year"], blocks["drivers"], area, *gas)
     return sum_by_year_driver(*b, model_years=model_years)
-
-
-def _summary(variant: str):
-    def summarize(arrays: Mapping[str, xr.DataArray], window: PixelWindow, config: RunConfig) -> Any:
-        """Lazy (model_years + 2, 8, 4) totals in Mg CO2e by loss year × driver × gas."""
-        loss = arrays["loss_year"].data
-        ny = config.model_years + 2
-        area = da.from_array(row_pixel_area_m2(window.row0, window.row1)[:, None], chunks=(loss.chunks[0], 1))
-        gas = [arrays[f"gross_emis_{g}_{variant}"].data for g in ("all_gases", "co2", "ch4", "n2o")]
-        blocks = da.map_blocks(
-            _BlockSums(config.model_years), loss, arrays["drivers"].data, area, *gas,
-            new_axis=[2, 3, 4], chunks=((1,) * loss.numblocks[0], (1,) * loss.numblocks[1], (ny,), (8,), (4,)),
-            dtype=np.float64, meta=np.empty((0, 0, 0, 0, 0)),
-        )
-        return blocks.sum(axis=(0, 1))
-
-    return summarize
 
 
 def emissions_table(totals: np.ndarray, *, tile: str, variant: str, config: RunConfig) -> pd.DataFrame:
@@ -127,11 +100,10 @@ def _stage(variant: str) -> Stage:
             name=f"emissions_by_year_driver_{variant}",
             layers=("loss_year", "drivers", *(f"gross_emis_{g}_{variant}" for g in ("all_gases", "co2", "ch4",
                                                                                     "n2o"))),
-            compute=_summary(variant),
-            to_frame=lambda totals, tile, config, v=variant: emissions_table(totals, tile=tile, variant=v,
-                                                                             config=config),
             block=lambda config, v=variant: functools.partial(_block_totals, variant=v,
                                                               model_years=config.model_years),
+            to_frame=lambda totals, tile, config, v=variant: emissions_table(totals, tile=tile, variant=v,
+                                                                             config=config),
         ),
     )
 
