@@ -46,6 +46,10 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str = "") -> di
 COG_COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
 """TIFF compressions a run may write COGs with (``run.cog_compress``)."""
 
+DEFLATE_ENCODERS = ("libdeflate", "zlib-ng")
+"""Libraries that may encode deflate COG tiles (``run.cog_deflate_encoder``): both write standard zlib streams
+(TIFF compression 8) that every reader decodes; their levels trade speed for size differently."""
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -69,6 +73,10 @@ class RunConfig:
         compress = str(self.data["run"]["cog_compress"]).lower()
         if compress not in COG_COMPRESSIONS:
             raise ConfigError(f"run.cog_compress must be one of {', '.join(COG_COMPRESSIONS)}, not {compress!r}")
+        encoder = self.data["run"]["cog_deflate_encoder"]
+        if encoder not in DEFLATE_ENCODERS:
+            raise ConfigError(
+                f"run.cog_deflate_encoder must be one of {', '.join(DEFLATE_ENCODERS)}, not {encoder!r}")
 
     # -- convenient views ----------------------------------------------------------------
     @property

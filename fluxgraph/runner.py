@@ -283,7 +283,7 @@ def build_part(mosaic: Mosaic, part: Part, p: Plan, targets: Sequence[str], conf
     """One part's lazy arrays: the layers to write, and every layer of its graph."""
     arrays = build(p, read=lambda n, w=part.window: mosaic.read(n, w),
                    present=lambda n, w=part.window: mosaic.present(n, w), config=config)
-    return {n: arrays[n] for n in _part_names(p, targets, save_intermediates) if n in arrays}, arrays
+    return {n: arrays[n] for n in _part_names(p, targets, save_intermediates, config) if n in arrays}, arrays
 
 
 def _summaries(p: Plan) -> list[Summary]:
@@ -291,18 +291,24 @@ def _summaries(p: Plan) -> list[Summary]:
     return [stage.summary for stage in p.stages if stage.summary is not None]
 
 
-def _part_names(p: Plan, targets: Sequence[str], save_intermediates: bool) -> list[str]:
-    """The layers a part writes, from its plan alone (what :func:`build_part` returns, without building it)."""
-    names = list(targets) + ([n for n in p.computed if n not in targets] if save_intermediates else [])
-    built = set(p.computed) | {n for s in p.stages for n in (*s.inputs, *s.optional)}
+def _part_names(p: Plan, targets: Sequence[str], save_intermediates: bool, config: RunConfig) -> list[str]:
+    """The layers a part writes, from its plan alone (what :func:`build_part` returns, without building it).
+
+    Stages whose outputs depend on their parameters (carbon pools in the loss year and/or 2000) count only
+    the outputs they will compute.
+    """
+    computed = [o for s in p.stages for o in s.selected_outputs(config)]
+    names = list(targets) + ([n for n in computed if n not in targets] if save_intermediates else [])
+    built = set(computed) | {n for s in p.stages for n in (*s.inputs, *s.optional)}
     return [n for n in names if n in built]
 
 
-def _written_names(plans: Sequence[tuple[Part, Plan]], targets: Sequence[str], save_intermediates: bool) -> list[str]:
+def _written_names(plans: Sequence[tuple[Part, Plan]], targets: Sequence[str], save_intermediates: bool,
+                   config: RunConfig) -> list[str]:
     """Every layer the run writes, in order of first appearance over the parts."""
     out: list[str] = []
     for _, p in plans:
-        out += [n for n in _part_names(p, targets, save_intermediates) if n not in out]
+        out += [n for n in _part_names(p, targets, save_intermediates, config) if n not in out]
     return out
 
 
@@ -427,7 +433,7 @@ def _open_manifest(out: OutputLocation, config: RunConfig, identity: dict[str, A
 def _run(inputs, out: OutputLocation, region, stages, config, naming, save_intermediates, client, progress,
          storage_options, t0, annual_layers=False, resume=False) -> RunResult:
     mosaic, targets, plans, skipped = plan_parts(inputs, region, stages, config, storage_options)
-    written_names = _written_names(plans, targets, save_intermediates)
+    written_names = _written_names(plans, targets, save_intermediates, config)
     identity = {
         "targets": stage_targets(stages, config), "layers": written_names, "naming": naming,
         "annual_layers": annual_layers, "parts": [part_key(p) for p, _ in plans],
@@ -477,7 +483,7 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     out.remove(SPOOL)  # left only by parts of an earlier, interrupted run
 
     results = {part: manifest.results(out, part) for part, _ in plans}  # (stats, tables, maps), read once
-    planned = {part: _cog_plan(out, part, _part_names(p, targets, save_intermediates), config, naming,
+    planned = {part: _cog_plan(out, part, _part_names(p, targets, save_intermediates, config), config, naming,
                                annual_layers) for part, p in plans}
     cogs = _delete_empty_forest_tiles(out, planned, results, config)
     if run_cfg["write_cog"] and run_cfg.get("write_stac", True):
@@ -668,11 +674,11 @@ def _dry_run(inputs, out: OutputLocation, region, stages, config, save_intermedi
 
 
 def _cog_format(config: RunConfig) -> CogFormat:
-    """COG compression, level and overviews from ``[run]``."""
+    """COG compression, level, overviews and deflate encoder from ``[run]``."""
     run_cfg = config.data["run"]
     compress = str(run_cfg["cog_compress"]).lower()
     return CogFormat(compress="NONE" if compress == "none" else compress, level=run_cfg.get("cog_level"),
-                     overviews=bool(run_cfg["cog_overviews"]))
+                     overviews=bool(run_cfg["cog_overviews"]), encoder=str(run_cfg["cog_deflate_encoder"]))
 
 
 def _write_tables(out: OutputLocation, results: list[tuple[Part, Summary, Any]], config: RunConfig) -> list[str]:

@@ -165,7 +165,20 @@ class _GeoTiffSource:
 
 
 class LocalSource(_GeoTiffSource):
-    """GeoTIFF tiles anywhere below a local folder, found by their original names."""
+    """GeoTIFF tiles anywhere below a local folder, found by their original names.
+
+    Files in the original's layout (strips, deflate or uncompressed, no predictor) are read with
+    :mod:`fluxgraph.strips`, anything else with GDAL.
+    """
+
+    def read_window(self, tf: TileFile, window: PixelWindow) -> np.ndarray:
+        from fluxgraph.strips import read_strips, strip_layout
+
+        layout = strip_layout(tf.path)
+        if layout is None or np.dtype(layout.dtype) != np.dtype(tf.dtype):
+            return super().read_window(tf, window)
+        r, c = window.relative_to(tf.window)
+        return read_strips(tf.path, layout, r, c)
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import rasterio
@@ -58,9 +60,12 @@ def test_supplied_intermediate_short_circuits_its_stage(tmp_path, demo_tiles, wr
 
 
 def test_gfw_names_for_every_intermediate(tmp_path, demo_tiles):
-    run([demo_tiles], out=tmp_path / "out", tiles=TILE, stages="carbon_pools,gross_removals_all_forest_types",
-        save_intermediates=True, naming="gfw", progress=False)
+    res = run([demo_tiles], out=tmp_path / "out", tiles=TILE, stages="carbon_pools,gross_removals_all_forest_types",
+              save_intermediates=True, naming="gfw", progress=False)
     names = {p.name for p in (tmp_path / "out" / "cog").iterdir()}
+    # every COG the run lists exists: the 2000 carbon pools are not computed with the default extent "loss"
+    assert sorted(os.path.basename(c) for c in res.cogs) == sorted(names - {"0_04deg"})
+    assert "agc_2000" not in res.layers and "agc_emis_year" in res.layers
     for expected in (
         "00N_110E_model_extent.tif",
         "00N_110E_forest_age_category_IPCC__1_young_2_mid_3_old.tif",

@@ -42,12 +42,12 @@ def _values(shape, dtype="float32", seed=0):
     return values
 
 
-def _sink_cog(tmp_path, name, win, values, chunks, *, overviews=True, level=6, tags=None):
+def _sink_cog(tmp_path, name, win, values, chunks, *, overviews=True, level=6, tags=None, encoder="libdeflate"):
     path = str(tmp_path / "sink" / f"{name}.tif")
     target = cog_target(name, name, path, tile=TILE, tags=tags)
     spool = tmp_path / "spool"
     sink = part_sink({name: _arr(name, win, values, chunks)}, win, zarr=None, zarr_names=[], stats_names=[name],
-                     cogs=[target], fmt=CogFormat("deflate", level, overviews), spool=str(spool))
+                     cogs=[target], fmt=CogFormat("deflate", level, overviews, encoder), spool=str(spool))
     result = dask.compute(sink.finish(dask.optimize(*sink.chunk_tasks)), optimize_graph=False)[0]
     return path, result
 
@@ -83,6 +83,39 @@ def test_cogs_are_byte_identical_to_odc_geo_writer(tmp_path, shape, chunks, offs
         with rasterio.open(path, overview_level=k) as ovr:
             step = 2 ** (k + 1)
             np.testing.assert_array_equal(ovr.read(1), values[step - 1::step, step - 1::step])
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_zlib_ng_cogs_are_valid_deflate_cogs_with_the_same_pixels(tmp_path, level):
+    shape, chunks = (1200, 2000), (400, 40000)
+    win = _window(shape)
+    values = _values(shape)
+    path, _ = _sink_cog(tmp_path, "net_flux", win, values, chunks, level=level, encoder="zlib-ng")
+    ref = str(tmp_path / "ref.tif")
+    _sink_cog(tmp_path / "ref", "net_flux", win, values, chunks, level=level)  # libdeflate, odc-geo's bytes
+    ref = str(tmp_path / "ref" / "sink" / "net_flux.tif")
+    valid, errors, _ = cog_validate(path)
+    assert valid, errors
+    with open(path, "rb") as a, open(ref, "rb") as b:
+        assert a.read() != b.read()  # another encoder: other bytes, same standard
+    with rasterio.open(path) as src, rasterio.open(ref) as r:
+        assert src.compression.name == "deflate" and src.profile["blockysize"] == 400
+        np.testing.assert_array_equal(src.read(1), values)
+        assert src.overviews(1) == r.overviews(1)
+        assert src.tags() == r.tags()
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:  # a reader that is not GDAL decodes every level
+        for k, page in enumerate(tf.pages):
+            step = 2 ** k
+            np.testing.assert_array_equal(page.asarray(), values[step - 1::step, step - 1::step])
+
+
+def test_unknown_deflate_encoder_is_refused():
+    from fluxgraph.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="zlib-ng"):
+        CogFormat("deflate", 1, True, "zlib")
 
 
 def test_statistics_match_numpy(tmp_path):
@@ -127,6 +160,32 @@ def test_zarr_chunks_equal_xarray_region_writes(tmp_path, offset, chunks):
         listing = {lbl: sorted(_walk(os.path.join(s, name, "c"))) for lbl, s in stores.items()}
         assert listing["sink"] == listing["xarray"]  # the same chunks stored: none holding only nodata
         assert chunk_files["sink"]
+        for rel in listing["sink"]:  # chunks written directly are the bytes zarr-python writes
+            with open(os.path.join(stores["sink"], name, "c", rel), "rb") as fa, \
+                    open(os.path.join(stores["xarray"], name, "c", rel), "rb") as fb:
+                assert fa.read() == fb.read(), rel
+
+
+def test_zarr_arrays_with_other_codecs_are_written_through_zarr(tmp_path):
+    from zarr.codecs import GzipCodec
+
+    from fluxgraph.sink import _ChunkWriter, _write_zarr
+
+    values = _values((800, 2400))
+    arrays = {}
+    for label, compressors in (("gzip", [GzipCodec(level=1)]), ("zstd", None)):
+        store = str(tmp_path / f"{label}.zarr")
+        kw = {"compressors": compressors} if compressors else {}
+        zarr.create_array(store, name="net_flux", shape=(1200, 3200), chunks=(400, 800), dtype="float32",
+                          fill_value=0.0, zarr_format=3, **kw)
+        target = ZarrTarget(store, (0, 0), (400, 800))
+        arr = zarr.open_array(store, path="net_flux", mode="r+")
+        assert (_ChunkWriter.of(arr, target, "net_flux") is None) == (label == "gzip")
+        _write_zarr(values, "net_flux", target, 400, 800, 0.0)
+        arrays[label] = zarr.open_array(store, path="net_flux", mode="r")[:]
+    for got in arrays.values():
+        np.testing.assert_array_equal(got[400:1200, 800:3200], values)
+        assert not got[:400].any() and not got[:, :800].any()
 
 
 def _walk(root):
