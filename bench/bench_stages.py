@@ -347,7 +347,7 @@ PROFILE_CATEGORIES = (
     ("serde", lambda f, n: "/distributed/protocol/" in f),
 )
 CATEGORY_LABELS = {
-    "read": "read strips (mosaic: GDAL deflate decode of 1-row strips, fill, copy)",
+    "read": "read strips (mosaic: fluxgraph.strips or GDAL decoding the 1-row deflate strips, fill, copy)",
     "cog-ovr": "COG overviews (pasting and decimating row bands, fluxgraph.sink)",
     "cog-enc": "COG tiles: emptiness check, padding and deflate encode (fluxgraph.sink, imagecodecs)",
     "cog": "COG files (header, tile index, writing)",
