@@ -110,9 +110,9 @@ class CogFormat:
     """How a run's COGs are encoded: compression, its level, overviews, and the deflate encoder.
 
     ``encoder`` only matters for deflate: ``"libdeflate"`` is what GDAL and odc-geo (through tifffile)
-    use, so the files are byte-identical to odc-geo's writer; ``"zlib-ng"`` encodes the sparse flux layers
-    2.3× (level 2, same size as libdeflate's level 1) to 3.4× (level 1, 23 % larger) as fast (measured on
-    the emissions stage's outputs, bench/README.md).
+    use, so the files are byte-identical to odc-geo's writer; ``"zlib-ng"`` encodes the emissions outputs
+    2.3–3.4× as fast at level 1 (files 23 % larger than libdeflate's level 1), 1.4–2.3× as fast at level 2
+    (the same size); measured in bench/README.md.
     """
 
     compress: str = "deflate"

@@ -132,16 +132,17 @@ def test_statistics_match_numpy(tmp_path):
     assert st_["total_Mt"] == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("zstd_level", [None, 1, -3])
 @pytest.mark.parametrize(("offset", "chunks"), [((0, 0), (400, 40000)), ((400, 800), (400, 800)),
                                                 ((200, 300), (400, 1200))])
-def test_zarr_chunks_equal_xarray_region_writes(tmp_path, offset, chunks):
+def test_zarr_chunks_equal_xarray_region_writes(tmp_path, offset, chunks, zstd_level):
     shape = (1200, 2400)
     win = _window(shape, offset)
     values = {"net_flux": _values(shape), "gross_emis_nodes_biomass_soil": _values(shape, "uint16", seed=1)}
     stores = {}
     for label in ("sink", "xarray"):
         store = str(tmp_path / f"{label}.zarr")
-        sw = create_zarr_store(store, list(values), win, chunks)
+        sw = create_zarr_store(store, list(values), win, chunks, zstd_level=zstd_level)
         arrs = {n: _arr(n, win, v, chunks) for n, v in values.items()}
         if label == "sink":
             rows, cols = win.relative_to(sw)
