@@ -235,6 +235,9 @@ def _encode(tile: np.ndarray, codec: _Codec) -> bytes:
     if codec.code == _ADOBE_DEFLATE and codec.encoder == "zlib-ng":
         import imagecodecs
 
+        if not imagecodecs.ZLIBNG.available:
+            raise ConfigError("this imagecodecs build has no zlib-ng: install imagecodecs from PyPI or set "
+                              "[run] cog_deflate_encoder = \"libdeflate\"")
         return bytes(imagecodecs.zlibng_encode(tile, level=dict(codec.args).get("level")))
     from tifffile import TIFF
 

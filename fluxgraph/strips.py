@@ -66,7 +66,7 @@ def strip_layout(path: str) -> StripLayout | None:
     return _layout(path, st.st_mtime_ns, st.st_size)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=64)  # a 40 000-strip index is 640 KB; a part reads at most ~31 layers of one tile
 def _layout(path: str, _mtime_ns: int, _size: int) -> StripLayout | None:
     import tifffile
 
