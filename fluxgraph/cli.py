@@ -183,7 +183,7 @@ def run(
                          naming=naming, save_intermediates=save_intermediates, client=client,  # type: ignore[arg-type]
                          annual_layers=annual_layers, resume=resume)
         _print_summary(result)
-        if client is not None:
+        if client is not None and cfg.data["run"].get("dask_report", True):
             typer.echo(f"Dask performance report: {result.out}/dask-report.html")
     except FluxgraphError as exc:
         _fail(exc)

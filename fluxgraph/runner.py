@@ -478,7 +478,8 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
                   f"({job.chunks} chunks, {time.perf_counter() - t0:.1f} s)", flush=True)
 
     in_flight = int(run_cfg.get("parts_in_flight", 4))
-    with watch_cluster(client) as events, performance_report(client, out.local / "dask-report.html"):
+    report_client = client if run_cfg.get("dask_report", True) else None
+    with watch_cluster(client) as events, performance_report(report_client, out.local / "dask-report.html"):
         _compute_parts(jobs(), on_done=done, client=client, in_flight=in_flight)
     out.remove(SPOOL)  # left only by parts of an earlier, interrupted run
 

@@ -99,6 +99,9 @@ def test_chain_on_a_multiprocess_cluster_equals_in_process(tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         dist = run(["demo://?size=400"], out=tmp_path / "dist", client=client, **kw)
+        quiet = run(["demo://?size=400"], out=tmp_path / "quiet", client=client, tiles="00N_110E", stages="net_flux",
+                    config=load_config(overrides={"run": {"dask_report": False}}), progress=False)
+    assert quiet.cogs and not (tmp_path / "quiet" / "dask-report.html").exists()  # switched off
     assert dist.summary == local.summary
     assert (tmp_path / "dist" / "dask-report.html").stat().st_size > 10_000  # Dask performance report kept
     assert not (tmp_path / "sync" / "dask-report.html").exists()  # no cluster, no report
