@@ -363,12 +363,14 @@ def _part_work(part: Part, p: Plan, arrays: Mapping[str, xr.DataArray], everythi
         written.update({n: everything[n] for n in spec.layers if n not in written})
     targets = []
     for cog in _cog_plan(out, part, list(arrays), config, naming, annual_layers):
-        if cog.loss_year is not None:  # only that year's pixels
-            k = cog.loss_year - config.first_year + 1
-            written[cog.key] = arrays[cog.layer].where(everything["loss_year"] == k, np.float32(0)).astype(np.float32)
-        extra = {"loss_year": str(cog.loss_year)} if cog.loss_year is not None else {}
-        targets.append(cog_target(cog.key, cog.layer, cog.path, tile=part.tile, tags={**attrs, **extra},
-                                  storage_options=opts))
+        extra: dict[str, str] = {}
+        select, key = None, cog.key
+        if cog.loss_year is not None:  # only that year's pixels, selected chunk by chunk in the sink
+            extra = {"loss_year": str(cog.loss_year)}
+            select, key = ("loss_year", cog.loss_year - config.first_year + 1), cog.layer
+            written.setdefault("loss_year", everything["loss_year"])
+        targets.append(cog_target(key, cog.layer, cog.path, tile=part.tile, tags={**attrs, **extra},
+                                  storage_options=opts, select=select))
     zarr = None
     if zarr_path is not None:
         rows, cols = part.window.relative_to(store_window)

@@ -39,7 +39,7 @@ from fluxgraph.catalog import get_layer
 from fluxgraph.config import DEFLATE_ENCODERS
 from fluxgraph.errors import ConfigError, StorageError
 from fluxgraph.grid import PixelWindow, row_pixel_area_m2
-from fluxgraph.kernels.stats import block_stats, filled_tiles
+from fluxgraph.kernels.stats import block_stats, filled_tiles, select_by_code
 
 __all__ = ["CogFormat", "CogTarget", "PartSink", "ZarrTarget", "cog_target", "part_sink", "summarise"]
 
@@ -82,6 +82,9 @@ class CogTarget:
         Provenance and layer tags of the header (GDAL metadata items and JSON description).
     storage_options : tuple of (str, Any)
         s3fs options for an ``s3://`` path, as sorted items.
+    select : (str, int), optional
+        ``(codes key, code)``: the file holds the array only where the array ``codes key`` equals ``code``,
+        nodata elsewhere (the per-year emissions layers), selected chunk by chunk in the sink.
     """
 
     key: str
@@ -89,10 +92,12 @@ class CogTarget:
     path: str
     tags: tuple[tuple[str, str], ...] = ()
     storage_options: tuple[tuple[str, Any], ...] = ()
+    select: tuple[str, int] | None = None
 
 
 def cog_target(key: str, layer: str, path: str, *, tile: Any = None, tags: Mapping[str, Any] | None = None,
-               storage_options: Mapping[str, Any] | tuple[tuple[str, Any], ...] = ()) -> CogTarget:
+               storage_options: Mapping[str, Any] | tuple[tuple[str, Any], ...] = (),
+               select: tuple[str, int] | None = None) -> CogTarget:
     """A :class:`CogTarget` whose header tags are ``tags``, the layer's metadata and ``tile``, in that order.
 
     The same tags, in the same order, as :func:`fluxgraph.writers.write_cog` writes.
@@ -102,7 +107,7 @@ def cog_target(key: str, layer: str, path: str, *, tile: Any = None, tags: Mappi
     band = as_tags(layer_metadata(get_layer(layer)))
     merged = {**{k: str(v) for k, v in dict(tags or {}).items()}, **band, **({"tile": str(tile)} if tile else {})}
     opts = tuple(sorted(dict(storage_options).items()))
-    return CogTarget(key, layer, path, tuple(merged.items()), opts)
+    return CogTarget(key, layer, path, tuple(merged.items()), opts, select)
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,7 @@ class _Context:
     zarr_names: tuple[str, ...]        # arrays written to the Zarr store
     stats_names: tuple[str, ...]       # arrays summarised
     cogs: tuple[tuple[str, str], ...]  # (array key, catalog layer) per COG
+    selects: tuple[tuple[str, int] | None, ...]  # per COG: (codes key, code) it keeps, or None
     zarr: ZarrTarget | None
     levels: _Levels | None
     codec: _Codec
@@ -456,8 +462,13 @@ def _chunk_task(*blocks: np.ndarray, ctx: _Context, block_id: tuple[int, int] = 
         result["summary"]["tables"] = [fn({n: by_name[n] for n in layers}, row0, row1) for layers, fn in ctx.tables]
     if do_cogs and ctx.levels is not None and ctx.cogs:
         tiles = {}
-        for t, (key, layer) in enumerate(ctx.cogs):
+        scratch: np.ndarray | None = None  # one buffer for every selected (per-year) COG of the chunk
+        for t, ((key, layer), select) in enumerate(zip(ctx.cogs, ctx.selects, strict=True)):
             block = by_name[key]
+            if select is not None:
+                if scratch is None or scratch.dtype != block.dtype:
+                    scratch = np.empty_like(block)
+                block = select_by_code(block, by_name[select[0]], select[1], _fill(layer), out=scratch)
             tiles[t] = _compress_tiles(block, row0=r0, col0=c0, tile=ctx.levels.tiles[0], fill=_fill(layer),
                                        codec=ctx.codec)
             if len(ctx.levels.shapes) > 1:
@@ -736,7 +747,8 @@ def part_sink(arrays: Mapping[str, xr.DataArray], part: PixelWindow, *, zarr: Za
     aligned = levels is None or (_is_aligned(row_edges, levels.tiles[0][0])
                                  and _is_aligned(col_edges, levels.tiles[0][1]))
     ctx = _Context(part=part, names=names, zarr_names=tuple(zarr_names), stats_names=tuple(stats_names),
-                   cogs=tuple((c.key, c.layer) for c in cogs), zarr=zarr, levels=levels,
+                   cogs=tuple((c.key, c.layer) for c in cogs), selects=tuple(c.select for c in cogs),
+                   zarr=zarr, levels=levels,
                    codec=_Codec(code, tuple(sorted(args.items())), fmt.encoder),
                    row_edges=row_edges, col_edges=col_edges,
                    aligned=aligned, spool=spool, spool_options=tuple(sorted(dict(spool_options or {}).items())),

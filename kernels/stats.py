@@ -6,6 +6,8 @@ block_stats
     Non-zero count, minimum, maximum, area-weighted sum and sum of one 2-D block.
 filled_tiles
     Which tiles of a block hold data (anything but the fill value), for the writers.
+select_by_code
+    A block's values where a code layer equals one code, the fill value elsewhere (per-year layers).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["block_stats", "filled_tiles"]
+__all__ = ["block_stats", "filled_tiles", "select_by_code"]
 
 
 @njit(cache=True, nogil=True)
@@ -138,3 +140,40 @@ def filled_tiles(block: np.ndarray, fill: float, tile_rows: int, tile_cols: int,
     if block.ndim != 2 or tile_rows < 1 or tile_cols < 1:
         raise ValueError(f"need a 2-D block and a positive tile shape, got {block.shape} and {(tile_rows, tile_cols)}")
     return _filled_tiles(block, block.dtype.type(fill), tile_rows, tile_cols, lead_rows, lead_cols)
+
+
+@njit(cache=True, nogil=True)
+def _select_by_code(values, codes, code, fill, out):  # pragma: no cover - compiled
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            out[i, j] = values[i, j] if codes[i, j] == code else fill
+
+
+def select_by_code(values: np.ndarray, codes: np.ndarray, code: int, fill: float,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """``values`` where ``codes == code``, ``fill`` elsewhere, in one pass (into ``out`` if given).
+
+    Parameters
+    ----------
+    values : 2-D numpy.ndarray
+        The layer (e.g. gross emissions, Mg CO2e/ha).
+    codes : 2-D integer numpy.ndarray
+        Codes of the same shape (e.g. loss year 1–25).
+    code : int
+        The code kept.
+    fill : float
+        Value elsewhere (the layer's nodata).
+    out : numpy.ndarray, optional
+        Where to write (same shape and dtype as ``values``); a new array if omitted.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``out``.
+    """
+    if codes.shape != values.shape:
+        raise ValueError(f"codes {codes.shape} and values {values.shape} differ in shape")
+    if out is None:
+        out = np.empty_like(values)
+    _select_by_code(values, codes, codes.dtype.type(code), values.dtype.type(fill), out)
+    return out

@@ -34,3 +34,19 @@ def test_block_stats_of_integer_and_float_layers(dtype):
 def test_block_stats_refuses_mismatched_rows():
     with pytest.raises(ValueError, match="do not match"):
         block_stats(np.zeros((3, 2), np.float32), np.ones(2))
+
+
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 30), st.integers(1, 30)),
+                  elements=st.sampled_from([0.0, 2.5, -1.0, 3e5])),
+       st.integers(0, 27), st.integers(0, 2**31))
+def test_select_by_code_equals_numpy_where(values, code, seed):
+    from fluxgraph.kernels.stats import select_by_code
+
+    codes = np.random.default_rng(seed).integers(0, 27, values.shape).astype(np.uint8)
+    expected = np.where(codes == code, values, np.float32(0))
+    out = np.full_like(values, 9.0)
+    got = select_by_code(values, codes, code, 0.0, out=out)
+    assert got is out and got.dtype == np.float32
+    assert got.tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="differ in shape"):
+        select_by_code(values, codes[:, :0], code, 0.0)
