@@ -428,7 +428,7 @@ def _copy_kernel(*blocks, dtypes):
 
 def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, workers: int, scratch: Path,
             warmup_bbox: str, copy: bool = False, max_wait: float = 60, outputs: str = "",
-            settings: dict | None = None) -> dict:
+            settings: dict | None = None, annual_layers: bool = False) -> dict:
     from fluxgraph.runner import run
 
     wanted = [o for o in outputs.split(",") if o and o != "all"]
@@ -455,7 +455,7 @@ def measure(label: str, stages: str, folder: Path, *, tile: str, size: int, work
             p0 = time.time()
             with measured(client) as usage:
                 res = run([folder], out=out, tiles=tile, stages=stages, config=cfg, naming="gfw", client=client,
-                          progress=False)
+                          progress=False, annual_layers=annual_layers)
             p1 = time.time()
             m1 = busy_cpu_seconds()
             load_end = load_avg()
@@ -620,6 +620,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=10000, help="tile window side, px (default 10000 = 1e8 px)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each) of the main runs")
+    ap.add_argument("--annual-layers", action="store_true",
+                    help="stages alone also write the per-year emissions COGs (fluxgraph run --annual-layers)")
     ap.add_argument("--loss-scale", type=float, default=1.0,
                     help="factor on the radius of the synthetic loss patches: 1 gives 10.3 %% of pixels with loss "
                          "and carbon, 1.5 gives about 22 %% (the tile the original was timed on); cached apart")
@@ -675,7 +677,8 @@ def main() -> None:
         counts = [args.workers] + ([1] if name in scaling and args.workers != 1 else [])
         for W in counts:
             rows.append(measure(name, name, folder, tile=args.tile, size=args.size, workers=W, scratch=scratch,
-                                warmup_bbox=warmup_bbox, max_wait=args.max_wait, settings=settings))
+                                warmup_bbox=warmup_bbox, max_wait=args.max_wait, settings=settings,
+                                annual_layers=args.annual_layers))
         if args.stage_floors:
             rows.append(measure(f"io_floor:{name}", name, folder, tile=args.tile, size=args.size,
                                 workers=args.workers, scratch=scratch, warmup_bbox=warmup_bbox, copy=True,
