@@ -73,6 +73,8 @@ class RunConfig:
         compress = str(self.data["run"]["cog_compress"]).lower()
         if compress not in COG_COMPRESSIONS:
             raise ConfigError(f"run.cog_compress must be one of {', '.join(COG_COMPRESSIONS)}, not {compress!r}")
+        if self.data["run"].get("zarr_codec", "zstd") not in ("zstd", "gzip"):
+            raise ConfigError(f"run.zarr_codec must be zstd or gzip, not {self.data['run']['zarr_codec']!r}")
         encoder = self.data["run"]["cog_deflate_encoder"]
         if encoder not in DEFLATE_ENCODERS:
             raise ConfigError(

@@ -452,8 +452,11 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     zarr_path: str | None = out.join(zarr_name) if run_cfg["write_zarr"] else None
     store_window = mosaic.window.snap_out(config.chunks)
     if zarr_path is not None and not (resume and out.exists(zarr_name, "zarr.json")):
+        fmt = _cog_format(config)
         store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance,
-                                         storage_options=out.storage_options, zstd_level=run_cfg.get("zarr_zstd_level"))
+                                         storage_options=out.storage_options, zstd_level=run_cfg.get("zarr_zstd_level"),
+                                         codec=run_cfg.get("zarr_codec", "zstd"),
+                                         gzip_level=int(fmt.level or 1) if fmt.compress == "deflate" else 1)
     todo = [(part, p) for part, p in plans if not manifest.is_done(part)]
     resumed = len(plans) - len(todo)
     log.info("computing %d layers over %d tile part(s), %.1f Mpixel%s", len(written_names), len(todo),

@@ -239,12 +239,7 @@ def _encode(tile: np.ndarray, codec: _Codec) -> bytes:
     if codec.code == 1:
         return tile.tobytes()
     if codec.code == _ADOBE_DEFLATE and codec.encoder == "zlib-ng":
-        import imagecodecs
-
-        if not imagecodecs.ZLIBNG.available:
-            raise ConfigError("this imagecodecs build has no zlib-ng: install imagecodecs from PyPI or set "
-                              "[run] cog_deflate_encoder = \"libdeflate\"")
-        return bytes(imagecodecs.zlibng_encode(tile, level=dict(codec.args).get("level")))
+        return _zlib_ng(tile, dict(codec.args).get("level"))
     from tifffile import TIFF
 
     return bytes(TIFF.COMPRESSORS[codec.code](tile, **dict(codec.args)))
@@ -258,11 +253,12 @@ def _fill(layer: str) -> float:
 
 
 def _compress_tiles(band: np.ndarray, *, row0: int, col0: int, tile: tuple[int, int], fill: float,
-                    codec: _Codec) -> list[tuple[int, int, bytes]]:
+                    codec: _Codec, shared: Mapping[Any, bytes] | None = None) -> list[tuple[int, int, bytes]]:
     """Compress the COG tiles ``band`` holds; ``band`` starts at ``(row0, col0)`` of its level, on a tile edge.
 
     Tiles past the level's edge are padded with ``fill``; tiles holding only ``fill`` reuse one compressed
-    empty tile. Returns ``(tile row, tile col, bytes)``, row-major.
+    empty tile; tiles found in ``shared`` (``(i, j)`` within ``band``: the same pixels, already encoded the
+    same way for a Zarr chunk) are not encoded again. Returns ``(tile row, tile col, bytes)``, row-major.
     """
     th, tw = tile
     full = filled_tiles(band, fill, th, tw)
@@ -271,6 +267,8 @@ def _compress_tiles(band: np.ndarray, *, row0: int, col0: int, tile: tuple[int, 
         for j in range(full.shape[1]):
             if not full[i, j]:
                 data = _empty_tile(band.dtype.str, fill, tile, codec)
+            elif shared is not None and (i, j) in shared:
+                data = shared[(i, j)]
             else:
                 block = band[i * th:(i + 1) * th, j * tw:(j + 1) * tw]
                 if block.shape != tile:
@@ -281,7 +279,8 @@ def _compress_tiles(band: np.ndarray, *, row0: int, col0: int, tile: tuple[int, 
     return out
 
 
-def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: int, fill: float) -> None:
+def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: int, fill: float,
+                memo: dict[Any, Any] | None = None) -> None:
     """Write ``block`` at store pixel ``(row, col)``, skipping the Zarr chunks that hold only ``fill``.
 
     Zarr's own emptiness check (``write_empty_chunks=False``) compares every chunk with the fill value in
@@ -289,7 +288,8 @@ def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: i
     the same chunks. Chunks holding only ``fill`` are not written: a new store has none, and a resumed part
     rewrites the same values. Arrays with the run's plain codec chain are written chunk by chunk with
     :class:`_ChunkWriter` (zarr-python's write path costs 2.5–3× the Zstandard encode itself, measured);
-    any other chain goes through zarr-python, one call per run of chunks holding data.
+    any other chain goes through zarr-python, one call per run of chunks holding data. With a gzip chain,
+    ``memo`` receives each chunk's zlib stream (see :meth:`_ChunkWriter.write_tiles`).
     """
     zh, zw = zarr.chunks
     lead_r, lead_c = row % zh, col % zw  # the block's offset into its first store chunk
@@ -297,7 +297,7 @@ def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: i
     arr = _zarr_array(zarr.store, name, zarr.storage_options)
     writer = _ChunkWriter.of(arr, zarr, name)
     if writer is not None and lead_r == 0 and lead_c == 0:
-        writer.write_tiles(block, full, row // zh, col // zw, fill)
+        writer.write_tiles(block, full, row // zh, col // zw, fill, memo=memo)
         return
     for i in range(full.shape[0]):
         r0, r1 = max(0, i * zh - lead_r), min(block.shape[0], (i + 1) * zh - lead_r)
@@ -317,15 +317,17 @@ def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: i
 @dataclass(frozen=True)
 class _ChunkWriter:
     """Encodes and stores whole Zarr chunks of one array directly: the chunk's little-endian C-order bytes,
-    Zstandard-compressed (numcodecs, the codec zarr-python itself uses), under the array's chunk key.
+    compressed, under the array's chunk key.
 
-    Only for arrays whose metadata says exactly that (``bytes`` little-endian then ``zstd`` without
-    checksum, a regular chunk grid): what is written is then what zarr-python would write, and any Zarr
-    reader decodes it (tested against zarr-python's reads).
+    Only for arrays whose metadata says exactly that: ``bytes`` little-endian, then ``zstd`` without checksum
+    (numcodecs' Zstandard, the codec zarr-python itself uses) or ``gzip`` (one gzip member around zlib-ng's
+    deflate stream, RFC 1952), on a regular chunk grid. What is written is then what any Zarr reader
+    decodes (tested against zarr-python's reads; for zstd the bytes are zarr-python's own).
     """
 
     root: str                 # the array's folder (local path or s3:// URL)
     chunks: tuple[int, int]
+    kind: str                 # "zstd" or "gzip"
     level: int
     dtype: str                # little-endian numpy dtype
     key: Callable[[tuple[int, ...]], str]
@@ -334,26 +336,39 @@ class _ChunkWriter:
     @staticmethod
     def of(arr: Any, zarr: ZarrTarget, name: str) -> _ChunkWriter | None:
         """The writer for ``arr``, or None when its codecs or chunk grid are not the plain ones."""
-        from zarr.codecs import BytesCodec, ZstdCodec
+        from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
         from zarr.core.chunk_grids import RegularChunkGrid
 
         meta = arr.metadata
         codecs = tuple(getattr(meta, "codecs", ()))
-        plain = (len(codecs) == 2 and isinstance(codecs[0], BytesCodec) and isinstance(codecs[1], ZstdCodec)
-                 and str(getattr(codecs[0].endian, "value", codecs[0].endian)) in ("little", "None")
-                 and not codecs[1].checksum and isinstance(meta.chunk_grid, RegularChunkGrid)
-                 and tuple(meta.chunk_grid.chunk_shape) == tuple(zarr.chunks))
-        if not plain:
+        if not (len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
+                and str(getattr(codecs[0].endian, "value", codecs[0].endian)) in ("little", "None")
+                and isinstance(meta.chunk_grid, RegularChunkGrid)
+                and tuple(meta.chunk_grid.chunk_shape) == tuple(zarr.chunks)):
             return None
-        return _ChunkWriter(f"{zarr.store.rstrip('/')}/{name}", tuple(zarr.chunks), int(codecs[1].level),
+        if isinstance(codecs[1], ZstdCodec) and not codecs[1].checksum:
+            kind = "zstd"
+        elif isinstance(codecs[1], GzipCodec):
+            kind = "gzip"
+        else:
+            return None
+        return _ChunkWriter(f"{zarr.store.rstrip('/')}/{name}", tuple(zarr.chunks), kind, int(codecs[1].level),
                             np.dtype(arr.dtype).newbyteorder("<").str, meta.encode_chunk_key, zarr.storage_options)
 
-    def write_tiles(self, block: np.ndarray, full: np.ndarray, ci: int, cj: int, fill: float) -> None:
+    def write_tiles(self, block: np.ndarray, full: np.ndarray, ci: int, cj: int, fill: float,
+                    memo: dict[Any, Any] | None = None) -> None:
         """Write the chunks of ``block`` (which starts on chunk ``(ci, cj)``) that ``full`` marks as holding
-        data; chunks past the block's edge are padded with ``fill``, as zarr-python pads them."""
+        data; chunks past the block's edge are padded with ``fill``, as zarr-python pads them.
+
+        With a gzip chain, ``memo`` (if given) receives ``{"level": level, (i, j): zlib stream}`` per chunk
+        of the block: a deflate COG tile over the same pixels, encoded by zlib-ng at that level, is those
+        bytes exactly, so the sink stores them without compressing the tile again.
+        """
         from numcodecs import Zstd
 
-        codec = Zstd(level=self.level)
+        zstd = Zstd(level=self.level) if self.kind == "zstd" else None
+        if memo is not None and self.kind == "gzip":
+            memo["level"] = self.level
         zh, zw = self.chunks
         data: dict[str, bytes] = {}
         for i, j in zip(*np.nonzero(full), strict=True):
@@ -362,8 +377,39 @@ class _ChunkWriter:
                 tile = np.pad(tile, [(0, zh - tile.shape[0]), (0, zw - tile.shape[1])],
                               constant_values=tile.dtype.type(fill))
             raw = np.ascontiguousarray(tile, dtype=self.dtype)
-            data[f"{self.root}/{self.key((ci + int(i), cj + int(j)))}"] = bytes(codec.encode(raw))
+            if zstd is not None:
+                payload = bytes(zstd.encode(raw))
+            else:
+                stream = _zlib_ng(raw, self.level)
+                if memo is not None and raw.dtype == block.dtype:  # the COG tile holds the same bytes
+                    memo[(int(i), int(j))] = stream
+                payload = _gzip_member(stream, raw)
+            data[f"{self.root}/{self.key((ci + int(i), cj + int(j)))}"] = payload
         _put_files(data, self.options)
+
+
+def _zlib_ng(raw: np.ndarray, level: int) -> bytes:
+    """A zlib stream (RFC 1950) of ``raw``'s bytes, by zlib-ng."""
+    import imagecodecs
+
+    if not imagecodecs.ZLIBNG.available:
+        raise ConfigError("this imagecodecs build has no zlib-ng: install imagecodecs from PyPI or set "
+                          "[run] cog_deflate_encoder = \"libdeflate\" and zarr_codec = \"zstd\"")
+    return bytes(imagecodecs.zlibng_encode(raw, level=level))
+
+
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no flags, no time, unknown OS
+
+
+def _gzip_member(zlib_stream: bytes, raw: np.ndarray) -> bytes:
+    """One gzip member (RFC 1952) around the deflate data of a zlib stream (RFC 1950) of ``raw``: the
+    stream's 2-byte header and Adler-32 trailer are replaced by gzip's header and CRC-32/size trailer."""
+    import struct
+
+    import imagecodecs
+
+    body = memoryview(zlib_stream)[2:-4]
+    return b"".join((_GZIP_HEADER, body, struct.pack("<II", imagecodecs.deflate_crc32(raw), raw.nbytes & 0xFFFFFFFF)))
 
 
 def _put_files(data: Mapping[str, bytes], options: tuple[tuple[str, Any], ...]) -> None:
@@ -450,11 +496,14 @@ def _chunk_task(*blocks: np.ndarray, ctx: _Context, block_id: tuple[int, int] = 
     r0, c0 = rows[i], cols[j]
     by_name = dict(zip(ctx.names, blocks, strict=True))
     result: dict[str, Any] = {"summary": {"stats": {}, "tables": []}, "tiles": None, "dec": {}}
+    memos: dict[str, dict[Any, Any]] = {}  # per layer: zlib streams of its Zarr chunks, for its COG tiles
     if do_zarr:
         if ctx.zarr is not None:
+            shared = _shares_tiles(ctx, r0, c0) if do_cogs else set()
             for name in ctx.zarr_names:
+                memo = memos.setdefault(name, {}) if name in shared else None
                 _write_zarr(by_name[name], name, ctx.zarr, ctx.zarr.offset[0] + r0, ctx.zarr.offset[1] + c0,
-                            _fill(name))
+                            _fill(name), memo=memo)
         row0, row1 = ctx.part.row0 + r0, ctx.part.row0 + r0 + blocks[0].shape[0]
         if ctx.stats_names:
             area = row_pixel_area_m2(row0, row1)
@@ -469,14 +518,30 @@ def _chunk_task(*blocks: np.ndarray, ctx: _Context, block_id: tuple[int, int] = 
                 if scratch is None or scratch.dtype != block.dtype:
                     scratch = np.empty_like(block)
                 block = select_by_code(block, by_name[select[0]], select[1], _fill(layer), out=scratch)
+            memo = memos.get(key) if select is None else None
+            if memo is not None and memo.get("level") != dict(ctx.codec.args).get("level"):
+                memo = None
             tiles[t] = _compress_tiles(block, row0=r0, col0=c0, tile=ctx.levels.tiles[0], fill=_fill(layer),
-                                       codec=ctx.codec)
+                                       codec=ctx.codec, shared=memo)
             if len(ctx.levels.shapes) > 1:
                 result["dec"][t] = (r0 // 2, c0 // 2, np.ascontiguousarray(block[1::2, 1::2]))
         result["tiles"] = _spool(ctx, f"c{i}_{j}", tiles)
     out = np.empty((1, 1), dtype=object)
     out[0, 0] = result
     return out
+
+
+def _shares_tiles(ctx: _Context, r0: int, c0: int) -> set[str]:
+    """The layers whose Zarr chunks of the block at ``(r0, c0)`` are exactly its level-0 COG tiles, encoded
+    the same way (deflate by zlib-ng): same tile shape, both grids starting at the block's corner."""
+    if ctx.zarr is None or ctx.levels is None or not ctx.aligned:
+        return set()
+    th, tw = ctx.levels.tiles[0]
+    if (tuple(ctx.zarr.chunks) != (th, tw) or ctx.codec.code != _ADOBE_DEFLATE or ctx.codec.encoder != "zlib-ng"
+            or (ctx.zarr.offset[0] + r0) % th or (ctx.zarr.offset[1] + c0) % tw or r0 % th or c0 % tw):
+        return set()
+    return {key for (key, layer), select in zip(ctx.cogs, ctx.selects, strict=True)
+            if select is None and key == layer} & set(ctx.zarr_names)
 
 
 def _band_task(pieces: list[dict[int, tuple[int, int, np.ndarray]]], ctx: _Context, level: int,

@@ -168,20 +168,20 @@ def test_zarr_chunks_equal_xarray_region_writes(tmp_path, offset, chunks, zstd_l
 
 
 def test_zarr_arrays_with_other_codecs_are_written_through_zarr(tmp_path):
-    from zarr.codecs import GzipCodec
+    from zarr.codecs import BloscCodec
 
     from fluxgraph.sink import _ChunkWriter, _write_zarr
 
     values = _values((800, 2400))
     arrays = {}
-    for label, compressors in (("gzip", [GzipCodec(level=1)]), ("zstd", None)):
+    for label, compressors in (("blosc", [BloscCodec(cname="lz4")]), ("zstd", None)):
         store = str(tmp_path / f"{label}.zarr")
         kw = {"compressors": compressors} if compressors else {}
         zarr.create_array(store, name="net_flux", shape=(1200, 3200), chunks=(400, 800), dtype="float32",
                           fill_value=0.0, zarr_format=3, **kw)
         target = ZarrTarget(store, (0, 0), (400, 800))
         arr = zarr.open_array(store, path="net_flux", mode="r+")
-        assert (_ChunkWriter.of(arr, target, "net_flux") is None) == (label == "gzip")
+        assert (_ChunkWriter.of(arr, target, "net_flux") is None) == (label == "blosc")
         _write_zarr(values, "net_flux", target, 400, 800, 0.0)
         arrays[label] = zarr.open_array(store, path="net_flux", mode="r")[:]
     for got in arrays.values():
@@ -223,3 +223,55 @@ def test_sink_refuses_unalike_chunks():
 
     with pytest.raises(ConfigError, match="not chunked alike"):
         part_sink({"a": a, "b": b}, win, zarr=None, zarr_names=[], stats_names=[], cogs=[])
+
+
+@pytest.mark.parametrize(("offset", "chunks"), [((0, 0), (400, 40000)), ((400, 800), (400, 800)),
+                                                ((200, 300), (400, 1200))])
+def test_gzip_zarr_chunks_share_the_cog_tiles_deflate_streams(tmp_path, offset, chunks):
+    import gzip
+
+    import tifffile
+
+    shape = (1200, 2400)
+    win = _window(shape, offset)
+    values = {"net_flux": _values(shape), "gross_emis_nodes_biomass_soil": _values(shape, "uint16", seed=1)}
+    store = str(tmp_path / "gz.zarr")
+    sw = create_zarr_store(store, list(values), win, chunks, codec="gzip", gzip_level=1)
+    rows, cols = win.relative_to(sw)
+    target = ZarrTarget(store, (rows.start, cols.start), zarr_chunks(chunks))
+    arrs = {n: _arr(n, win, v, chunks) for n, v in values.items()}
+    cogs = [cog_target(n, n, str(tmp_path / "cog" / f"{n}.tif"), tile=TILE) for n in values]
+    sink = part_sink(arrs, win, zarr=target, zarr_names=list(arrs), stats_names=[], cogs=cogs,
+                     fmt=CogFormat("deflate", 1, True, "zlib-ng"), spool=str(tmp_path / "spool"))
+    dask.compute(sink.finish(dask.optimize(*sink.chunk_tasks)), optimize_graph=False)
+    for name, v in values.items():
+        arr = zarr.open_array(store, path=name, mode="r")
+        got = arr[rows, cols]
+        np.testing.assert_array_equal(got, v)
+        with rasterio.open(tmp_path / "cog" / f"{name}.tif") as src:
+            np.testing.assert_array_equal(src.read(1), v)
+        root = os.path.join(store, name, "c")
+        members = {}
+        for rel in _walk(root):
+            with open(os.path.join(root, rel), "rb") as fh:
+                members[rel] = fh.read()
+        assert members
+        for data in members.values():  # standard gzip members, readable without zarr
+            assert data[:3] == b"\x1f\x8b\x08" and len(gzip.decompress(data)) == np.prod(target.chunks) * v.itemsize
+        # aligned: the COG's level-0 tiles are the Zarr chunks' deflate data, byte for byte
+        if target.chunks == (400, 800) and rows.start % 400 == 0 and cols.start % 800 == 0:
+            path = str(tmp_path / "cog" / f"{name}.tif")
+            with tifffile.TiffFile(path) as tf, open(path, "rb") as fh:
+                blob = fh.read()
+                page = tf.pages[0]
+                tiles = [blob[o:o + c] for o, c in zip(page.dataoffsets, page.databytecounts, strict=True)]
+            bodies = {bytes(m[10:-8]) for m in members.values()}
+            assert {t[2:-4] for t in tiles if t[2:-4] in bodies} == bodies
+
+
+def test_unknown_zarr_codec_is_refused():
+    from fluxgraph.config import load_config
+    from fluxgraph.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="zarr_codec must be zstd or gzip"):
+        load_config(overrides={"run": {"zarr_codec": "lz4"}})
