@@ -46,6 +46,9 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str = "") -> di
 COG_COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
 """TIFF compressions a run may write COGs with (``run.cog_compress``)."""
 
+ZARR_CODECS = ("zstd", "gzip")
+"""Compressions of the Zarr store's chunks (``run.zarr_codec``)."""
+
 DEFLATE_ENCODERS = ("libdeflate", "zlib-ng")
 """Libraries that may encode deflate COG tiles (``run.cog_deflate_encoder``): both write standard zlib streams
 (TIFF compression 8) that every reader decodes; their levels trade speed for size differently."""
@@ -73,8 +76,9 @@ class RunConfig:
         compress = str(self.data["run"]["cog_compress"]).lower()
         if compress not in COG_COMPRESSIONS:
             raise ConfigError(f"run.cog_compress must be one of {', '.join(COG_COMPRESSIONS)}, not {compress!r}")
-        if self.data["run"].get("zarr_codec", "zstd") not in ("zstd", "gzip"):
-            raise ConfigError(f"run.zarr_codec must be zstd or gzip, not {self.data['run']['zarr_codec']!r}")
+        if self.data["run"]["zarr_codec"] not in ZARR_CODECS:
+            raise ConfigError(f"run.zarr_codec must be one of {', '.join(ZARR_CODECS)}, not "
+                              f"{self.data['run']['zarr_codec']!r}")
         encoder = self.data["run"]["cog_deflate_encoder"]
         if encoder not in DEFLATE_ENCODERS:
             raise ConfigError(

@@ -100,6 +100,7 @@ class Summary:
     block: Callable[..., Any]
     to_frame: Callable[..., Any]
 
+
 @dataclass(frozen=True)
 class Stage:
     """A model stage declared as data around a kernel.

@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,8 +356,9 @@ def _part_result(done: dict[str, Any], values: list[Any], names: list[str]) -> t
 def _part_work(part: Part, p: Plan, arrays: Mapping[str, xr.DataArray], everything: Mapping[str, xr.DataArray],
                *,
                out: OutputLocation, zarr_path: str | None, store_window: PixelWindow, config: RunConfig,
-               naming: str, attrs: Mapping[str, Any], annual_layers: bool) -> _PartJob:
-    """One part's lazy work (:class:`_PartJob`)."""
+               naming: str, attrs: Mapping[str, Any], annual_layers: bool, store_token: str = "") -> _PartJob:
+    """One part's lazy work (:class:`_PartJob`); ``store_token`` names this run's opening of the Zarr store
+    (:class:`fluxgraph.sink.ZarrTarget`)."""
     opts = tuple(sorted(out.storage_options.items()))
     written: dict[str, xr.DataArray] = dict(arrays)
     for spec in _summaries(p):  # the layers the tables reduce, chunk by chunk in the sink
@@ -364,17 +366,17 @@ def _part_work(part: Part, p: Plan, arrays: Mapping[str, xr.DataArray], everythi
     targets = []
     for cog in _cog_plan(out, part, list(arrays), config, naming, annual_layers):
         extra: dict[str, str] = {}
-        select, key = None, cog.key
+        select = None
         if cog.loss_year is not None:  # only that year's pixels, selected chunk by chunk in the sink
             extra = {"loss_year": str(cog.loss_year)}
-            select, key = ("loss_year", cog.loss_year - config.first_year + 1), cog.layer
+            select = ("loss_year", cog.loss_year - config.first_year + 1)
             written.setdefault("loss_year", everything["loss_year"])
-        targets.append(cog_target(key, cog.layer, cog.path, tile=part.tile, tags={**attrs, **extra},
+        targets.append(cog_target(cog.layer, cog.layer, cog.path, tile=part.tile, tags={**attrs, **extra},
                                   storage_options=opts, select=select))
     zarr = None
     if zarr_path is not None:
         rows, cols = part.window.relative_to(store_window)
-        zarr = ZarrTarget(zarr_path, (rows.start, cols.start), zarr_chunks(config.chunks), opts)
+        zarr = ZarrTarget(zarr_path, (rows.start, cols.start), zarr_chunks(config.chunks), opts, token=store_token)
     sink = part_sink(written, part.window, zarr=zarr, zarr_names=list(arrays), stats_names=list(arrays),
                      cogs=targets, fmt=_cog_format(config), spool=out.join(SPOOL, _safe(part_key(part))),
                      spool_options=out.storage_options,
@@ -385,9 +387,8 @@ def _part_work(part: Part, p: Plan, arrays: Mapping[str, xr.DataArray], everythi
 
 @dataclass(frozen=True)
 class _PlannedCog:
-    """One COG of a part: the array it holds (``layer``, or ``layer@year`` for a per-year layer), where."""
+    """One COG of a part: the layer it holds (only the pixels of ``loss_year`` for a per-year layer), where."""
 
-    key: str
     layer: str
     path: str
     loss_year: int | None = None
@@ -400,15 +401,15 @@ def _cog_plan(out: OutputLocation, part: Part, names: Sequence[str], config: Run
     build (resumed ones)."""
     cogs = []
     if config.data["run"]["write_cog"]:
-        cogs += [_PlannedCog(name, name, cog_path(out.join("cog"), name, part.tile, naming=naming,
-                                                  names=config.naming)) for name in names]
+        cogs += [_PlannedCog(name, cog_path(out.join("cog"), name, part.tile, naming=naming, names=config.naming))
+                 for name in names]
     if annual_layers:
         for name in names:
             if name.startswith("gross_emis_all_gases_"):
                 for k in range(1, config.model_years + 1):
                     year = config.first_year + k - 1
-                    cogs.append(_PlannedCog(f"{name}@{year}", name,
-                                            out.join("cog", "annual", name, str(year), f"{part.tile}.tif"), year))
+                    cogs.append(_PlannedCog(name, out.join("cog", "annual", name, str(year), f"{part.tile}.tif"),
+                                            year))
     return cogs
 
 
@@ -452,11 +453,10 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     zarr_path: str | None = out.join(zarr_name) if run_cfg["write_zarr"] else None
     store_window = mosaic.window.snap_out(config.chunks)
     if zarr_path is not None and not (resume and out.exists(zarr_name, "zarr.json")):
-        fmt = _cog_format(config)
         store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance,
                                          storage_options=out.storage_options, zstd_level=run_cfg.get("zarr_zstd_level"),
-                                         codec=run_cfg.get("zarr_codec", "zstd"),
-                                         gzip_level=int(fmt.level or 1) if fmt.compress == "deflate" else 1)
+                                         codec=run_cfg["zarr_codec"], gzip_level=_gzip_level(config))
+    store_token = uuid.uuid4().hex  # workers re-open the store once per run (it may have been re-created)
     todo = [(part, p) for part, p in plans if not manifest.is_done(part)]
     resumed = len(plans) - len(todo)
     log.info("computing %d layers over %d tile part(s), %.1f Mpixel%s", len(written_names), len(todo),
@@ -468,7 +468,8 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
         for part, p in todo:
             arrays, everything = build_part(mosaic, part, p, targets, config, save_intermediates)
             yield _part_work(part, p, arrays, everything, out=out, zarr_path=zarr_path, store_window=store_window,
-                             config=config, naming=naming, attrs=attrs, annual_layers=annual_layers)
+                             config=config, naming=naming, attrs=attrs, annual_layers=annual_layers,
+                             store_token=store_token)
 
     computed_chunks = 0
 
@@ -537,7 +538,7 @@ def _delete_empty_forest_tiles(out: OutputLocation, planned: Mapping[Part, list[
     for part, cogs in planned.items():
         stats = results[part][0]
         for cog in cogs:
-            empty = (cog.key == cog.layer and cog.layer.endswith("_forest") and cog.layer in STAGE.outputs
+            empty = (cog.loss_year is None and cog.layer.endswith("_forest") and cog.layer in STAGE.outputs
                      and stats.get(cog.layer, {}).get("nonzero", 1) == 0)
             if delete and empty:
                 _remove_file(out, cog.path)
@@ -685,6 +686,12 @@ def _cog_format(config: RunConfig) -> CogFormat:
     compress = str(run_cfg["cog_compress"]).lower()
     return CogFormat(compress="NONE" if compress == "none" else compress, level=run_cfg.get("cog_level"),
                      overviews=bool(run_cfg["cog_overviews"]), encoder=str(run_cfg["cog_deflate_encoder"]))
+
+
+def _gzip_level(config: RunConfig) -> int:
+    """The level of a gzip Zarr store: the deflate COGs' level, so that their tiles can be shared (sink)."""
+    fmt = _cog_format(config)
+    return int(fmt.level or 1) if fmt.compress == "deflate" else 1
 
 
 def _write_tables(out: OutputLocation, results: list[tuple[Part, Summary, Any]], config: RunConfig) -> list[str]:

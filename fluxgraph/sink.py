@@ -58,12 +58,17 @@ class ZarrTarget:
         The store's chunk shape (rows, cols), px.
     storage_options : tuple of (str, Any)
         s3fs options, as sorted items (hashable).
+    token : str
+        Names this creation of the store (a run gives each its own): workers keep each array open, with its
+        codecs, per token, so a store re-created at the same path (another codec, other layers) is opened
+        afresh by workers that outlive the run, such as those of a notebook's cluster.
     """
 
     store: str
     offset: tuple[int, int]
     chunks: tuple[int, int]
     storage_options: tuple[tuple[str, Any], ...] = ()
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -213,8 +218,8 @@ class _Context:
 
 
 @functools.lru_cache(maxsize=64)
-def _zarr_array(store: str, name: str, options: tuple[tuple[str, Any], ...]) -> Any:
-    """A Zarr array of the run's store, opened for writing once per process, store and layer.
+def _zarr_array(store: str, name: str, options: tuple[tuple[str, Any], ...], token: str = "") -> Any:
+    """A Zarr array of the run's store, opened for writing once per process, store (``token``) and layer.
 
     ``write_empty_chunks`` is on: :func:`_write_zarr` writes only chunks that hold data.
     """
@@ -249,6 +254,17 @@ def _fill(layer: str) -> float:
     return get_layer(layer).nodata
 
 
+def _tile(band: np.ndarray, i: int, j: int, shape: tuple[int, int], fill: float) -> np.ndarray:
+    """Tile ``(i, j)`` of ``shape`` px cut from ``band``; past ``band``'s edge padded with ``fill`` (as both
+    COG writers and Zarr pad edge tiles and chunks)."""
+    th, tw = shape
+    tile = band[i * th:(i + 1) * th, j * tw:(j + 1) * tw]
+    if tile.shape != shape:
+        tile = np.pad(tile, [(0, t - s) for t, s in zip(shape, tile.shape, strict=True)],
+                      constant_values=tile.dtype.type(fill))
+    return tile
+
+
 # --------------------------------------------------------------------------- tiles and Zarr chunks
 
 
@@ -270,17 +286,13 @@ def _compress_tiles(band: np.ndarray, *, row0: int, col0: int, tile: tuple[int, 
             elif shared is not None and (i, j) in shared:
                 data = shared[(i, j)]
             else:
-                block = band[i * th:(i + 1) * th, j * tw:(j + 1) * tw]
-                if block.shape != tile:
-                    block = np.pad(block, [(0, t - s) for t, s in zip(tile, block.shape, strict=True)],
-                                   constant_values=block.dtype.type(fill))
-                data = _encode(block, codec)
+                data = _encode(_tile(band, i, j, tile, fill), codec)
             out.append((row0 // th + i, col0 // tw + j, data))
     return out
 
 
 def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: int, fill: float,
-                memo: dict[Any, Any] | None = None) -> None:
+                share: tuple[dict[tuple[int, int], bytes], int] | None = None) -> None:
     """Write ``block`` at store pixel ``(row, col)``, skipping the Zarr chunks that hold only ``fill``.
 
     Zarr's own emptiness check (``write_empty_chunks=False``) compares every chunk with the fill value in
@@ -288,16 +300,16 @@ def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: i
     the same chunks. Chunks holding only ``fill`` are not written: a new store has none, and a resumed part
     rewrites the same values. Arrays with the run's plain codec chain are written chunk by chunk with
     :class:`_ChunkWriter` (zarr-python's write path costs 2.5–3× the Zstandard encode itself, measured);
-    any other chain goes through zarr-python, one call per run of chunks holding data. With a gzip chain,
-    ``memo`` receives each chunk's zlib stream (see :meth:`_ChunkWriter.write_tiles`).
+    any other chain goes through zarr-python, one call per run of chunks holding data. ``share``: see
+    :meth:`_ChunkWriter.write_tiles`.
     """
     zh, zw = zarr.chunks
     lead_r, lead_c = row % zh, col % zw  # the block's offset into its first store chunk
     full = filled_tiles(block, fill, zh, zw, lead_r, lead_c)
-    arr = _zarr_array(zarr.store, name, zarr.storage_options)
-    writer = _ChunkWriter.of(arr, zarr, name)
+    arr = _zarr_array(zarr.store, name, zarr.storage_options, zarr.token)
+    writer = _chunk_writer(zarr.store, name, zarr.storage_options, tuple(zarr.chunks), zarr.token)
     if writer is not None and lead_r == 0 and lead_c == 0:
-        writer.write_tiles(block, full, row // zh, col // zw, fill, memo=memo)
+        writer.write_tiles(block, full, row // zh, col // zw, fill, share=share)
         return
     for i in range(full.shape[0]):
         r0, r1 = max(0, i * zh - lead_r), min(block.shape[0], (i + 1) * zh - lead_r)
@@ -333,50 +345,23 @@ class _ChunkWriter:
     key: Callable[[tuple[int, ...]], str]
     options: tuple[tuple[str, Any], ...]
 
-    @staticmethod
-    def of(arr: Any, zarr: ZarrTarget, name: str) -> _ChunkWriter | None:
-        """The writer for ``arr``, or None when its codecs or chunk grid are not the plain ones."""
-        from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
-        from zarr.core.chunk_grids import RegularChunkGrid
-
-        meta = arr.metadata
-        codecs = tuple(getattr(meta, "codecs", ()))
-        if not (len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
-                and str(getattr(codecs[0].endian, "value", codecs[0].endian)) in ("little", "None")
-                and isinstance(meta.chunk_grid, RegularChunkGrid)
-                and tuple(meta.chunk_grid.chunk_shape) == tuple(zarr.chunks)):
-            return None
-        if isinstance(codecs[1], ZstdCodec) and not codecs[1].checksum:
-            kind = "zstd"
-        elif isinstance(codecs[1], GzipCodec):
-            kind = "gzip"
-        else:
-            return None
-        return _ChunkWriter(f"{zarr.store.rstrip('/')}/{name}", tuple(zarr.chunks), kind, int(codecs[1].level),
-                            np.dtype(arr.dtype).newbyteorder("<").str, meta.encode_chunk_key, zarr.storage_options)
-
     def write_tiles(self, block: np.ndarray, full: np.ndarray, ci: int, cj: int, fill: float,
-                    memo: dict[Any, Any] | None = None) -> None:
+                    share: tuple[dict[tuple[int, int], bytes], int] | None = None) -> None:
         """Write the chunks of ``block`` (which starts on chunk ``(ci, cj)``) that ``full`` marks as holding
         data; chunks past the block's edge are padded with ``fill``, as zarr-python pads them.
 
-        With a gzip chain, ``memo`` (if given) receives ``{"level": level, (i, j): zlib stream}`` per chunk
-        of the block: a deflate COG tile over the same pixels, encoded by zlib-ng at that level, is those
+        ``share = (memo, level)``: with a gzip chain at that level, each chunk's zlib stream goes into
+        ``memo[(i, j)]``. A deflate COG tile over the same pixels, encoded by zlib-ng at that level, is those
         bytes exactly, so the sink stores them without compressing the tile again.
         """
         from numcodecs import Zstd
 
         zstd = Zstd(level=self.level) if self.kind == "zstd" else None
-        if memo is not None and self.kind == "gzip":
-            memo["level"] = self.level
+        memo = share[0] if share is not None and self.kind == "gzip" and share[1] == self.level else None
         zh, zw = self.chunks
         data: dict[str, bytes] = {}
         for i, j in zip(*np.nonzero(full), strict=True):
-            tile = block[i * zh:(i + 1) * zh, j * zw:(j + 1) * zw]
-            if tile.shape != (zh, zw):
-                tile = np.pad(tile, [(0, zh - tile.shape[0]), (0, zw - tile.shape[1])],
-                              constant_values=tile.dtype.type(fill))
-            raw = np.ascontiguousarray(tile, dtype=self.dtype)
+            raw = np.ascontiguousarray(_tile(block, int(i), int(j), (zh, zw), fill), dtype=self.dtype)
             if zstd is not None:
                 payload = bytes(zstd.encode(raw))
             else:
@@ -386,6 +371,31 @@ class _ChunkWriter:
                 payload = _gzip_member(stream, raw)
             data[f"{self.root}/{self.key((ci + int(i), cj + int(j)))}"] = payload
         _put_files(data, self.options)
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_writer(store: str, name: str, options: tuple[tuple[str, Any], ...], chunks: tuple[int, int],
+                  token: str = "") -> _ChunkWriter | None:
+    """The :class:`_ChunkWriter` of a store's array (once per process, store (``token``) and layer), or None
+    when its codecs or chunk grid are not the plain ones."""
+    from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
+    from zarr.core.chunk_grids import RegularChunkGrid
+
+    arr = _zarr_array(store, name, options, token)
+    meta = arr.metadata
+    codecs = tuple(getattr(meta, "codecs", ()))
+    if not (len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
+            and str(getattr(codecs[0].endian, "value", codecs[0].endian)) in ("little", "None")
+            and isinstance(meta.chunk_grid, RegularChunkGrid) and tuple(meta.chunk_grid.chunk_shape) == chunks):
+        return None
+    if isinstance(codecs[1], ZstdCodec) and not codecs[1].checksum:
+        kind = "zstd"
+    elif isinstance(codecs[1], GzipCodec):
+        kind = "gzip"
+    else:
+        return None
+    return _ChunkWriter(f"{store.rstrip('/')}/{name}", chunks, kind, int(codecs[1].level),
+                        np.dtype(arr.dtype).newbyteorder("<").str, meta.encode_chunk_key, options)
 
 
 def _zlib_ng(raw: np.ndarray, level: int) -> bytes:
@@ -496,14 +506,15 @@ def _chunk_task(*blocks: np.ndarray, ctx: _Context, block_id: tuple[int, int] = 
     r0, c0 = rows[i], cols[j]
     by_name = dict(zip(ctx.names, blocks, strict=True))
     result: dict[str, Any] = {"summary": {"stats": {}, "tables": []}, "tiles": None, "dec": {}}
-    memos: dict[str, dict[Any, Any]] = {}  # per layer: zlib streams of its Zarr chunks, for its COG tiles
+    memos: dict[str, dict[tuple[int, int], bytes]] = {}  # per layer: its Zarr chunks' zlib streams, for its COG
     if do_zarr:
         if ctx.zarr is not None:
             shared = _shares_tiles(ctx, r0, c0) if do_cogs else set()
+            level = dict(ctx.codec.args).get("level")
             for name in ctx.zarr_names:
-                memo = memos.setdefault(name, {}) if name in shared else None
+                share = (memos.setdefault(name, {}), level) if name in shared else None
                 _write_zarr(by_name[name], name, ctx.zarr, ctx.zarr.offset[0] + r0, ctx.zarr.offset[1] + c0,
-                            _fill(name), memo=memo)
+                            _fill(name), share=share)
         row0, row1 = ctx.part.row0 + r0, ctx.part.row0 + r0 + blocks[0].shape[0]
         if ctx.stats_names:
             area = row_pixel_area_m2(row0, row1)
@@ -518,11 +529,8 @@ def _chunk_task(*blocks: np.ndarray, ctx: _Context, block_id: tuple[int, int] = 
                 if scratch is None or scratch.dtype != block.dtype:
                     scratch = np.empty_like(block)
                 block = select_by_code(block, by_name[select[0]], select[1], _fill(layer), out=scratch)
-            memo = memos.get(key) if select is None else None
-            if memo is not None and memo.get("level") != dict(ctx.codec.args).get("level"):
-                memo = None
             tiles[t] = _compress_tiles(block, row0=r0, col0=c0, tile=ctx.levels.tiles[0], fill=_fill(layer),
-                                       codec=ctx.codec, shared=memo)
+                                       codec=ctx.codec, shared=memos.get(key) if select is None else None)
             if len(ctx.levels.shapes) > 1:
                 result["dec"][t] = (r0 // 2, c0 // 2, np.ascontiguousarray(block[1::2, 1::2]))
         result["tiles"] = _spool(ctx, f"c{i}_{j}", tiles)
