@@ -118,7 +118,7 @@ def read_strips(path: str, layout: StripLayout, rows: slice, cols: slice) -> np.
     out = np.empty((r1 - r0, c1 - c0), dtype=dtype)
     decode = _decoder(layout.compression, counts, (s1 - s0) * rps * width * dtype.itemsize)
     with open(path, "rb", buffering=0) as f:
-        strips = _strip_bytes(f.fileno(), offsets, counts)
+        strips = _strip_bytes(path, f.fileno(), offsets, counts)
     if c0 == 0 and c1 == width and rps == 1:  # the original's layout: each strip decodes into its output row
         rows_u8 = out.view(np.uint8).reshape(out.shape[0], -1)
         for k, data in enumerate(strips):
@@ -151,19 +151,33 @@ def _damaged(path: str, row: int, n: int) -> InputLayerError:
                            "download or rewrite it")
 
 
-def _strip_bytes(fd: int, offsets: np.ndarray, counts: np.ndarray) -> list[memoryview]:
-    """The bytes of each strip: one read when the strips lie back to back, as in the original's files."""
+def _strip_bytes(path: str, fd: int, offsets: np.ndarray, counts: np.ndarray) -> list[memoryview]:
+    """The bytes of each strip: one read when the strips lie back to back, as in the original's files.
+
+    Raises
+    ------
+    InputLayerError
+        If the file ends before its strips do (an interrupted download or copy).
+    """
     ends = offsets + counts
     nonempty = counts > 0
     if nonempty.any():
         o, e = offsets[nonempty], ends[nonempty]
         if np.all(o[1:] == e[:-1]):
             lo = int(o[0])
-            whole = memoryview(os.pread(fd, int(e[-1]) - lo, lo))
+            whole = memoryview(_pread(path, fd, int(e[-1]) - lo, lo))
             return [whole[int(a) - lo:int(b) - lo] if n else memoryview(b"")
                     for a, b, n in zip(offsets, ends, counts, strict=True)]
-    return [memoryview(os.pread(fd, int(n), int(a))) if n else memoryview(b"") for a, n in zip(offsets, counts,
-                                                                                                  strict=True)]
+    return [memoryview(_pread(path, fd, int(n), int(a))) if n else memoryview(b"")
+            for a, n in zip(offsets, counts, strict=True)]
+
+
+def _pread(path: str, fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise InputLayerError(f"{path}: the file ends at byte {offset + len(data)}, before its strips do (byte "
+                              f"{offset + size}); it is truncated: download or copy it again")
+    return data
 
 
 def _decoder(compression: int, counts: np.ndarray, raw_bytes: int) -> Callable[[memoryview, np.ndarray], None]:

@@ -124,6 +124,17 @@ def test_a_damaged_strip_names_the_file_and_rows(tmp_path):
     np.testing.assert_array_equal(read_strips(path, lay, slice(0, 20), slice(0, 300)), values[:20])
 
 
+def test_a_truncated_file_is_an_error_not_nodata(tmp_path):
+    values = _values((40, 300), "float32", density=0.5)
+    path = _write(tmp_path / "cut.tif", values, compress="deflate", tiled=False, blockysize=1)
+    lay = strip_layout(path)
+    with open(path, "r+b") as f:  # an interrupted download: the last strips are missing
+        f.truncate(int(lay.offsets[30]) + 3)
+    with pytest.raises(InputLayerError, match=r"cut\.tif: the file ends at byte .* truncated: download or copy"):
+        read_strips(path, lay, slice(0, 40), slice(0, 300))
+    np.testing.assert_array_equal(read_strips(path, lay, slice(0, 30), slice(0, 300)), values[:30])
+
+
 def test_a_changed_file_is_indexed_again(tmp_path):
     path = _write(tmp_path / "c.tif", _values((30, 50), "uint8"), compress="deflate", tiled=False, blockysize=1)
     first = strip_layout(path)
