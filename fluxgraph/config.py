@@ -49,9 +49,23 @@ COG_COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
 ZARR_CODECS = ("zstd", "gzip")
 """Compressions of the Zarr store's chunks (``run.zarr_codec``)."""
 
-DEFLATE_ENCODERS = ("libdeflate", "zlib-ng")
-"""Libraries that may encode deflate COG tiles (``run.cog_deflate_encoder``): both write standard zlib streams
+DEFLATE_ENCODERS = ("isal", "zlib-ng", "libdeflate")
+"""Libraries that may encode deflate COG tiles (``run.cog_deflate_encoder``): all write standard zlib streams
 (TIFF compression 8) that every reader decodes; their levels trade speed for size differently."""
+
+DEFLATE_LEVELS = {"isal": (0, 3), "zlib-ng": (0, 9), "libdeflate": (0, 12)}
+"""Compression levels (lowest, highest) each deflate encoder accepts."""
+
+
+def check_deflate_level(encoder: str, level: int | None, *, where: str = "run.cog_level") -> None:
+    """Raise :class:`ConfigError` unless ``level`` (None: the encoder's default) suits ``encoder``."""
+    if encoder not in DEFLATE_ENCODERS:
+        raise ConfigError(f"run.cog_deflate_encoder must be one of {', '.join(DEFLATE_ENCODERS)}, not {encoder!r}")
+    lo, hi = DEFLATE_LEVELS[encoder]
+    if level is not None and not lo <= int(level) <= hi:
+        raise ConfigError(f"{where} = {level} does not suit the {encoder} deflate encoder (levels {lo}-{hi}): "
+                          f"choose a level in {lo}-{hi}, or set run.cog_deflate_encoder to "
+                          f"\"zlib-ng\" (levels 0-9) or \"libdeflate\" (0-12)")
 
 
 @dataclass(frozen=True)
@@ -79,10 +93,10 @@ class RunConfig:
         if self.data["run"]["zarr_codec"] not in ZARR_CODECS:
             raise ConfigError(f"run.zarr_codec must be one of {', '.join(ZARR_CODECS)}, not "
                               f"{self.data['run']['zarr_codec']!r}")
-        encoder = self.data["run"]["cog_deflate_encoder"]
-        if encoder not in DEFLATE_ENCODERS:
-            raise ConfigError(
-                f"run.cog_deflate_encoder must be one of {', '.join(DEFLATE_ENCODERS)}, not {encoder!r}")
+        if compress == "deflate":
+            check_deflate_level(self.data["run"]["cog_deflate_encoder"], self.data["run"].get("cog_level"))
+        elif self.data["run"]["cog_deflate_encoder"] not in DEFLATE_ENCODERS:
+            check_deflate_level(self.data["run"]["cog_deflate_encoder"], None)
 
     # -- convenient views ----------------------------------------------------------------
     @property

@@ -376,7 +376,8 @@ def _part_work(part: Part, p: Plan, arrays: Mapping[str, xr.DataArray], everythi
     zarr = None
     if zarr_path is not None:
         rows, cols = part.window.relative_to(store_window)
-        zarr = ZarrTarget(zarr_path, (rows.start, cols.start), zarr_chunks(config.chunks), opts, token=store_token)
+        zarr = ZarrTarget(zarr_path, (rows.start, cols.start), zarr_chunks(config.chunks), opts, token=store_token,
+                          deflate_encoder=str(config.data["run"]["cog_deflate_encoder"]))
     sink = part_sink(written, part.window, zarr=zarr, zarr_names=list(arrays), stats_names=list(arrays),
                      cogs=targets, fmt=_cog_format(config), spool=out.join(SPOOL, _safe(part_key(part))),
                      spool_options=out.storage_options,

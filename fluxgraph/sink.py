@@ -36,7 +36,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from fluxgraph.catalog import get_layer
-from fluxgraph.config import DEFLATE_ENCODERS
+from fluxgraph.config import DEFLATE_ENCODERS, DEFLATE_LEVELS, check_deflate_level
 from fluxgraph.errors import ConfigError, StorageError
 from fluxgraph.grid import PixelWindow, row_pixel_area_m2
 from fluxgraph.kernels.stats import block_stats, filled_tiles, select_by_code
@@ -62,6 +62,10 @@ class ZarrTarget:
         Names this creation of the store (a run gives each its own): workers keep each array open, with its
         codecs, per token, so a store re-created at the same path (another codec, other layers) is opened
         afresh by workers that outlive the run, such as those of a notebook's cluster.
+    deflate_encoder : str
+        Library that deflates the chunks of a gzip store (one of :data:`fluxgraph.config.DEFLATE_ENCODERS`):
+        when it is also the COGs' encoder, at the same level, a chunk and the COG tile over the same pixels
+        are compressed once for both.
     """
 
     store: str
@@ -69,6 +73,7 @@ class ZarrTarget:
     chunks: tuple[int, int]
     storage_options: tuple[tuple[str, Any], ...] = ()
     token: str = ""
+    deflate_encoder: str = "isal"
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,8 @@ class CogFormat:
     ``encoder`` only matters for deflate: ``"libdeflate"`` is what GDAL and odc-geo (through tifffile)
     use, so the files are byte-identical to odc-geo's writer; ``"zlib-ng"`` encodes the emissions outputs
     2.3–3.4× as fast at level 1 (files 23 % larger than libdeflate's level 1), 1.4–2.3× as fast at level 2
-    (the same size); measured in bench/README.md.
+    (the same size); ``"isal"`` (Intel's ISA-L, levels 0–3) encodes them faster still than zlib-ng's level 1,
+    into smaller files; measured in bench/README.md.
     """
 
     compress: str = "deflate"
@@ -133,6 +139,8 @@ class CogFormat:
     def __post_init__(self) -> None:
         if self.encoder not in DEFLATE_ENCODERS:
             raise ConfigError(f"deflate encoder must be one of {', '.join(DEFLATE_ENCODERS)}, not {self.encoder!r}")
+        if self.compress.lower() == "deflate":
+            check_deflate_level(self.encoder, self.level, where="the deflate level")
 
     def tifffile(self) -> tuple[int, dict[str, Any]]:
         """tifffile's compression code and keyword arguments (odc-geo's normalisation; the data type matters
@@ -238,13 +246,18 @@ def _empty_tile(dtype: str, fill: float, shape: tuple[int, int], codec: _Codec) 
 _ADOBE_DEFLATE = 8
 
 
+_STREAM_ENCODERS = ("isal", "zlib-ng")
+"""Deflate encoders :func:`_deflate_stream` calls directly (libdeflate goes through tifffile, as odc-geo's)."""
+
+
 def _encode(tile: np.ndarray, codec: _Codec) -> bytes:
-    """One TIFF tile compressed with tifffile's encoder for ``codec.code`` (1 = uncompressed), or zlib-ng's."""
+    """One TIFF tile compressed with tifffile's encoder for ``codec.code`` (1 = uncompressed), or with ISA-L's
+    or zlib-ng's deflate."""
     tile = np.ascontiguousarray(tile)
     if codec.code == 1:
         return tile.tobytes()
-    if codec.code == _ADOBE_DEFLATE and codec.encoder == "zlib-ng":
-        return _zlib_ng(tile, dict(codec.args).get("level"))
+    if codec.code == _ADOBE_DEFLATE and codec.encoder in _STREAM_ENCODERS:
+        return _deflate_stream(tile, dict(codec.args).get("level"), codec.encoder)
     from tifffile import TIFF
 
     return bytes(TIFF.COMPRESSORS[codec.code](tile, **dict(codec.args)))
@@ -307,7 +320,8 @@ def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: i
     lead_r, lead_c = row % zh, col % zw  # the block's offset into its first store chunk
     full = filled_tiles(block, fill, zh, zw, lead_r, lead_c)
     arr = _zarr_array(zarr.store, name, zarr.storage_options, zarr.token)
-    writer = _chunk_writer(zarr.store, name, zarr.storage_options, tuple(zarr.chunks), zarr.token)
+    writer = _chunk_writer(zarr.store, name, zarr.storage_options, tuple(zarr.chunks), zarr.token,
+                           zarr.deflate_encoder)
     if writer is not None and lead_r == 0 and lead_c == 0:
         writer.write_tiles(block, full, row // zh, col // zw, fill, share=share)
         return
@@ -332,8 +346,8 @@ class _ChunkWriter:
     compressed, under the array's chunk key.
 
     Only for arrays whose metadata says exactly that: ``bytes`` little-endian, then ``zstd`` without checksum
-    (numcodecs' Zstandard, the codec zarr-python itself uses) or ``gzip`` (one gzip member around zlib-ng's
-    deflate stream, RFC 1952), on a regular chunk grid. What is written is then what any Zarr reader
+    (numcodecs' Zstandard, the codec zarr-python itself uses) or ``gzip`` (one gzip member around the deflate
+    data of ``encoder``, RFC 1952), on a regular chunk grid. What is written is then what any Zarr reader
     decodes (tested against zarr-python's reads; for zstd the bytes are zarr-python's own).
     """
 
@@ -344,6 +358,7 @@ class _ChunkWriter:
     dtype: str                # little-endian numpy dtype
     key: Callable[[tuple[int, ...]], str]
     options: tuple[tuple[str, Any], ...]
+    encoder: str = "isal"     # deflate encoder of gzip chunks
 
     def write_tiles(self, block: np.ndarray, full: np.ndarray, ci: int, cj: int, fill: float,
                     share: tuple[dict[tuple[int, int], bytes], int] | None = None) -> None:
@@ -351,8 +366,8 @@ class _ChunkWriter:
         data; chunks past the block's edge are padded with ``fill``, as zarr-python pads them.
 
         ``share = (memo, level)``: with a gzip chain at that level, each chunk's zlib stream goes into
-        ``memo[(i, j)]``. A deflate COG tile over the same pixels, encoded by zlib-ng at that level, is those
-        bytes exactly, so the sink stores them without compressing the tile again.
+        ``memo[(i, j)]``. A deflate COG tile over the same pixels, encoded by the same encoder at that level, is
+        those bytes exactly, so the sink stores them without compressing the tile again.
         """
         from numcodecs import Zstd
 
@@ -365,7 +380,7 @@ class _ChunkWriter:
             if zstd is not None:
                 payload = bytes(zstd.encode(raw))
             else:
-                stream = _zlib_ng(raw, self.level)
+                stream = _deflate_stream(raw, self.level, self.encoder)
                 if memo is not None and raw.dtype == block.dtype:  # the COG tile holds the same bytes
                     memo[(int(i), int(j))] = stream
                 payload = _gzip_member(stream, raw)
@@ -375,7 +390,7 @@ class _ChunkWriter:
 
 @functools.lru_cache(maxsize=64)
 def _chunk_writer(store: str, name: str, options: tuple[tuple[str, Any], ...], chunks: tuple[int, int],
-                  token: str = "") -> _ChunkWriter | None:
+                  token: str = "", encoder: str = "isal") -> _ChunkWriter | None:
     """The :class:`_ChunkWriter` of a store's array (once per process, store (``token``) and layer), or None
     when its codecs or chunk grid are not the plain ones."""
     from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
@@ -395,16 +410,39 @@ def _chunk_writer(store: str, name: str, options: tuple[tuple[str, Any], ...], c
     else:
         return None
     return _ChunkWriter(f"{store.rstrip('/')}/{name}", chunks, kind, int(codecs[1].level),
-                        np.dtype(arr.dtype).newbyteorder("<").str, meta.encode_chunk_key, options)
+                        np.dtype(arr.dtype).newbyteorder("<").str, meta.encode_chunk_key, options,
+                        _chunk_encoder(encoder, int(codecs[1].level)))
 
 
-def _zlib_ng(raw: np.ndarray, level: int) -> bytes:
+def _chunk_encoder(encoder: str, level: int) -> str:
+    """The encoder of a gzip store's chunks: the run's, unless that is libdeflate (not called directly) or
+    ISA-L with a level beyond its 0–3 (a store made by another configuration); zlib-ng then."""
+    lo, hi = DEFLATE_LEVELS["isal"]
+    return encoder if encoder == "zlib-ng" or (encoder == "isal" and lo <= level <= hi) else "zlib-ng"
+
+
+def _deflate_stream(raw: np.ndarray, level: int | None, encoder: str) -> bytes:
+    """A zlib stream (RFC 1950) of the bytes of C-contiguous ``raw``, by ISA-L (``"isal"``) or zlib-ng."""
+    return _isal(raw, level) if encoder == "isal" else _zlib_ng(raw, level)
+
+
+def _isal(raw: np.ndarray, level: int | None) -> bytes:
+    """A zlib stream (RFC 1950) of ``raw``'s bytes, by ISA-L (python-isal; levels 0–3, default 1 here)."""
+    try:
+        from isal import isal_zlib
+    except ImportError as exc:
+        raise ConfigError("the ISA-L deflate encoder needs the isal package (`pip install isal`), or set [run] "
+                          "cog_deflate_encoder = \"zlib-ng\"") from exc
+    return isal_zlib.compress(raw, 1 if level is None else int(level))
+
+
+def _zlib_ng(raw: np.ndarray, level: int | None) -> bytes:
     """A zlib stream (RFC 1950) of ``raw``'s bytes, by zlib-ng."""
     import imagecodecs
 
     if not imagecodecs.ZLIBNG.available:
         raise ConfigError("this imagecodecs build has no zlib-ng: install imagecodecs from PyPI or set "
-                          "[run] cog_deflate_encoder = \"libdeflate\" and zarr_codec = \"zstd\"")
+                          "[run] cog_deflate_encoder = \"isal\" or \"libdeflate\" and zarr_codec = \"zstd\"")
     return bytes(imagecodecs.zlibng_encode(raw, level=level))
 
 
@@ -541,11 +579,13 @@ def _chunk_task(*blocks: np.ndarray, ctx: _Context, block_id: tuple[int, int] = 
 
 def _shares_tiles(ctx: _Context, r0: int, c0: int) -> set[str]:
     """The layers whose Zarr chunks of the block at ``(r0, c0)`` are exactly its level-0 COG tiles, encoded
-    the same way (deflate by zlib-ng): same tile shape, both grids starting at the block's corner."""
+    the same way (deflate by the same ISA-L or zlib-ng encoder): same tile shape, both grids starting at the
+    block's corner."""
     if ctx.zarr is None or ctx.levels is None or not ctx.aligned:
         return set()
     th, tw = ctx.levels.tiles[0]
-    if (tuple(ctx.zarr.chunks) != (th, tw) or ctx.codec.code != _ADOBE_DEFLATE or ctx.codec.encoder != "zlib-ng"
+    if (tuple(ctx.zarr.chunks) != (th, tw) or ctx.codec.code != _ADOBE_DEFLATE
+            or ctx.codec.encoder not in _STREAM_ENCODERS or ctx.codec.encoder != ctx.zarr.deflate_encoder
             or (ctx.zarr.offset[0] + r0) % th or (ctx.zarr.offset[1] + c0) % tw or r0 % th or c0 % tw):
         return set()
     return {key for (key, layer), select in zip(ctx.cogs, ctx.selects, strict=True)

@@ -85,12 +85,12 @@ def test_cogs_are_byte_identical_to_odc_geo_writer(tmp_path, shape, chunks, offs
             np.testing.assert_array_equal(ovr.read(1), values[step - 1::step, step - 1::step])
 
 
-@pytest.mark.parametrize("level", [1, 2])
-def test_zlib_ng_cogs_are_valid_deflate_cogs_with_the_same_pixels(tmp_path, level):
+@pytest.mark.parametrize(("encoder", "level"), [("zlib-ng", 1), ("zlib-ng", 2), ("isal", 1), ("isal", 3)])
+def test_isal_and_zlib_ng_cogs_are_valid_deflate_cogs_with_the_same_pixels(tmp_path, encoder, level):
     shape, chunks = (1200, 2000), (400, 40000)
     win = _window(shape)
     values = _values(shape)
-    path, _ = _sink_cog(tmp_path, "net_flux", win, values, chunks, level=level, encoder="zlib-ng")
+    path, _ = _sink_cog(tmp_path, "net_flux", win, values, chunks, level=level, encoder=encoder)
     ref = str(tmp_path / "ref.tif")
     _sink_cog(tmp_path / "ref", "net_flux", win, values, chunks, level=level)  # libdeflate, odc-geo's bytes
     ref = str(tmp_path / "ref" / "sink" / "net_flux.tif")
@@ -116,6 +116,25 @@ def test_unknown_deflate_encoder_is_refused():
 
     with pytest.raises(ConfigError, match="zlib-ng"):
         CogFormat("deflate", 1, True, "zlib")
+
+
+@pytest.mark.parametrize(("encoder", "level", "ok"), [("isal", 0, True), ("isal", 3, True), ("isal", 4, False),
+                                                      ("isal", 6, False), ("zlib-ng", 9, True), ("zlib-ng", 10, False),
+                                                      ("libdeflate", 12, True)])
+def test_deflate_levels_are_checked_per_encoder(encoder, level, ok):
+    from fluxgraph.config import load_config
+    from fluxgraph.errors import ConfigError
+
+    overrides = {"run": {"cog_deflate_encoder": encoder, "cog_level": level}}
+    if ok:
+        assert CogFormat("deflate", level, True, encoder).level == level
+        load_config(overrides=overrides)
+        return
+    with pytest.raises(ConfigError, match=rf"level.* = {level} does not suit the {encoder} deflate encoder"):
+        CogFormat("deflate", level, True, encoder)
+    with pytest.raises(ConfigError, match=rf"run.cog_level = {level} does not suit"):
+        load_config(overrides=overrides)
+    load_config(overrides={"run": {**overrides["run"], "cog_compress": "zstd"}})  # the level is zstd's then
 
 
 def test_statistics_match_numpy(tmp_path):
@@ -224,9 +243,11 @@ def test_sink_refuses_unalike_chunks():
         part_sink({"a": a, "b": b}, win, zarr=None, zarr_names=[], stats_names=[], cogs=[])
 
 
-@pytest.mark.parametrize(("offset", "chunks"), [((0, 0), (400, 40000)), ((400, 800), (400, 800)),
-                                                ((200, 300), (400, 1200))])
-def test_gzip_zarr_chunks_share_the_cog_tiles_deflate_streams(tmp_path, offset, chunks):
+@pytest.mark.parametrize(("offset", "chunks", "encoder"), [((0, 0), (400, 40000), "isal"),
+                                                           ((400, 800), (400, 800), "isal"),
+                                                           ((400, 800), (400, 800), "zlib-ng"),
+                                                           ((200, 300), (400, 1200), "isal")])
+def test_gzip_zarr_chunks_share_the_cog_tiles_deflate_streams(tmp_path, offset, chunks, encoder):
     import gzip
 
     import tifffile
@@ -237,11 +258,11 @@ def test_gzip_zarr_chunks_share_the_cog_tiles_deflate_streams(tmp_path, offset, 
     store = str(tmp_path / "gz.zarr")
     sw = create_zarr_store(store, list(values), win, chunks, codec="gzip", gzip_level=1)
     rows, cols = win.relative_to(sw)
-    target = ZarrTarget(store, (rows.start, cols.start), zarr_chunks(chunks))
+    target = ZarrTarget(store, (rows.start, cols.start), zarr_chunks(chunks), deflate_encoder=encoder)
     arrs = {n: _arr(n, win, v, chunks) for n, v in values.items()}
     cogs = [cog_target(n, n, str(tmp_path / "cog" / f"{n}.tif"), tile=TILE) for n in values]
     sink = part_sink(arrs, win, zarr=target, zarr_names=list(arrs), stats_names=[], cogs=cogs,
-                     fmt=CogFormat("deflate", 1, True, "zlib-ng"), spool=str(tmp_path / "spool"))
+                     fmt=CogFormat("deflate", 1, True, encoder), spool=str(tmp_path / "spool"))
     dask.compute(sink.finish(dask.optimize(*sink.chunk_tasks)), optimize_graph=False)
     for name, v in values.items():
         arr = zarr.open_array(store, path=name, mode="r")
@@ -274,3 +295,12 @@ def test_unknown_zarr_codec_is_refused():
 
     with pytest.raises(ConfigError, match="zarr_codec must be one of zstd, gzip"):
         load_config(overrides={"run": {"zarr_codec": "lz4"}})
+
+
+def test_gzip_chunks_of_a_store_beyond_isal_levels_are_deflated_by_zlib_ng():
+    from fluxgraph.sink import _chunk_encoder
+
+    assert _chunk_encoder("isal", 1) == "isal"
+    assert _chunk_encoder("isal", 6) == "zlib-ng"  # a store made with level 6: ISA-L has levels 0-3 only
+    assert _chunk_encoder("libdeflate", 1) == "zlib-ng"
+    assert _chunk_encoder("zlib-ng", 9) == "zlib-ng"
