@@ -269,6 +269,16 @@ def _task_cpu(dask_worker=None) -> float:
                if isinstance(k, tuple) and k[0] == "execute" and k[-2:] == ("thread-cpu", "seconds"))
 
 
+def _transfer(dask_worker=None) -> dict[str, float]:
+    """Bytes this worker has sent to other workers and the seconds its transfer steps took (distributed's
+    ``get-data`` / ``gather-dep`` metrics), by step."""
+    out: dict[str, float] = {}
+    for k, v in dask_worker.digests_total.items():
+        if isinstance(k, tuple) and k[0] in ("get-data", "gather-dep"):
+            out["/".join(map(str, k))] = v
+    return out
+
+
 def _rusage() -> tuple[float, float, float]:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime, r.ru_stime, r.ru_maxrss / 1024  # MB (ru_maxrss is KiB on Linux)
@@ -362,6 +372,13 @@ def measured(client):
     w1 = client.run(_rusage)
     k1 = client.run(_task_cpu)
     usage.cpu_tasks_s = sum(k1[a] - k0[a] for a in k1)
+    if os.environ.get("BENCH_TRANSFER"):
+        t1 = client.run(_transfer)
+        tot: dict[str, float] = defaultdict(float)
+        for per in t1.values():
+            for key, v in per.items():
+                tot[key] += v
+        log("transfers (whole cluster life): " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(tot.items())))
     usage.cpu_workers_s = sum((w1[a][0] - w0[a][0]) + (w1[a][1] - w0[a][1]) for a in w1)
     usage.cpu_client_s = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     usage.peak_rss_mb_per_worker = max(client.run(_rss_peak_mb).values())
