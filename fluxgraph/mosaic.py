@@ -24,6 +24,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from fluxgraph.catalog import CATALOG, Layer, get_layer
 from fluxgraph.config import RunConfig, load_config
@@ -85,7 +86,7 @@ class _ReadBlock:
         self.dtype = dtype
         self.fill = fill
 
-    def __call__(self, block_info: dict | None = None) -> np.ndarray:
+    def __call__(self, _anchor: np.ndarray | None = None, block_info: dict | None = None) -> np.ndarray:
         (r0, r1), (c0, c1) = block_info[None]["array-location"]
         o = self.origin
         window = PixelWindow(o.row0 + r0, o.row0 + r1, o.col0 + c0, o.col0 + c1)
@@ -230,6 +231,23 @@ class Mosaic:
                                          "lon": xr.IndexVariable("lon", window.lon())}
         return self._coord_cache[window]
 
+    def _anchor(self, window: PixelWindow) -> da.Array:
+        """One tiny task per chunk of ``window``, on which every layer's read of that chunk depends.
+
+        Reads without dependencies are root tasks, which distributed hands to whichever worker has a free
+        slot, so the layers of one chunk were read on different workers and shipped to the one computing
+        the chunk (2.0 GB between two workers for the chain on 1e8 px, measured). A task whose
+        dependencies are all on one worker runs there: with the anchor, a chunk's reads, stages and writes
+        stay on the worker that ran its anchor (work stealing may still move them to an idle worker).
+        """
+        chunks = window.chunks(self.config.chunks)
+        name = f"anchor-{tokenize(window, chunks)}"
+        nr, nc = len(chunks[0]), len(chunks[1])
+        dsk = {(name, i, j): (np.zeros, (1, 1), np.uint8) for i in range(nr) for j in range(nc)}
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+        return da.Array(graph, name, chunks=((1,) * nr, (1,) * nc), dtype=np.uint8,
+                        meta=np.empty((0, 0), np.uint8))
+
     def read(self, name: str, window: PixelWindow | None = None) -> xr.DataArray:
         """Lazy DataArray of ``name`` over ``window`` (default: the mosaic's bounding box)."""
         layer = get_layer(name)
@@ -242,8 +260,8 @@ class Mosaic:
         if files:
             fn = _ReadBlock(files, window, dtype, layer.fill)
             token = tokenize(name, window, [(f.path, f.window) for f in files], dtype.str, layer.fill)
-            data = da.map_blocks(fn, chunks=chunks, dtype=dtype, meta=np.empty((0, 0), dtype),
-                                 name=f"read-{name}-{token}")
+            data = da.map_blocks(fn, self._anchor(window), chunks=chunks, dtype=dtype,
+                                 meta=np.empty((0, 0), dtype), name=f"read-{name}-{token}")
         else:
             data = _constant(layer.fill, dtype, window.shape, chunks)
         return xr.DataArray(data, dims=("lat", "lon"), coords=self._coords(window), name=name,

@@ -123,3 +123,48 @@ def test_real_strip_reads_like_rasterio(sample_dir):
     np.testing.assert_array_equal(ds.mangrove_agb_2000.values, direct)
     codes = np.unique(ds.continent_ecozone.values)
     assert set(codes.tolist()) <= {0, 1020} and 1020 in codes  # coastal Gabon (spec/inputs.md §2.3)
+
+
+def test_the_reads_of_a_chunk_share_one_anchor(tmp_path, write_tile):
+    write_tile(tmp_path, "tcd2000", "00N_000E", _ramp(800, 1200))
+    write_tile(tmp_path, "loss_year", "00N_000E", _ramp(800, 1200) % 26)
+    cfg = load_config(overrides={"grid": {"chunks": [400, 400]}})
+    m = Mosaic([tmp_path], Region.parse(tiles="00N_000E"), layers=["tcd2000", "loss_year"], config=cfg)
+    a, b = (m.read(n, m.parts[0].window).data for n in ("tcd2000", "loss_year"))
+    deps = (a + b).__dask_graph__().get_all_dependencies()
+    anchors = {k: {d for d in deps[k] if d[0].startswith("anchor-")} for k in deps if k[0] == a.name}
+    assert len(anchors) == 6
+    for (_, i, j), found in anchors.items():
+        assert len(found) == 1 and next(iter(found))[1:] == (i, j)
+        assert deps[(b.name, i, j)] == found  # the other layer's read of the same chunk hangs on the same one
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(120)
+def test_a_chunks_reads_run_on_one_worker(tmp_path, write_tile):
+    """On a real two-process cluster (work stealing off, so only placement decides), every layer of a chunk is
+    read on the worker that computes the chunk: no block crosses between workers."""
+    import dask
+    from distributed import Client, LocalCluster, get_task_stream
+
+    names = ["tcd2000", "loss_year", "peat", "gain"]
+    for k, n in enumerate(names):
+        write_tile(tmp_path, n, "00N_000E", (_ramp(1600, 1600) + k) % 2)
+    cfg = load_config(overrides={"grid": {"chunks": [400, 400]}})
+    m = Mosaic([tmp_path], Region.parse(tiles="00N_000E"), layers=names, config=cfg)
+    arrays = [m.read(n, m.parts[0].window).data for n in names]
+    total = arrays[0].astype("int32") + arrays[1] + arrays[2] + arrays[3]
+    with dask.config.set({"distributed.scheduler.work-stealing": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        expected = sum(((_ramp(1600, 1600) + k) % 2).astype("int32") for k in range(4))
+        with get_task_stream(client) as stream:
+            np.testing.assert_array_equal(client.compute(total, optimize_graph=False).result(), expected)
+        ran_on: dict[tuple[int, int], set[str]] = {}
+        for event in stream.data:
+            key = event["key"]
+            if isinstance(key, tuple) and str(key[0]).startswith("read-"):
+                ran_on.setdefault(key[1:], set()).add(event["worker"])
+    assert len(ran_on) == 16
+    assert all(len(workers) == 1 for workers in ran_on.values()), ran_on
+    assert len(set().union(*ran_on.values())) == 2  # both workers read
