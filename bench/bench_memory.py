@@ -7,7 +7,8 @@ to ``bench/cache/memory_{tile}_{rows}x{cols}/`` as GFW-named deflate GeoTIFFs wi
 ``cols`` wide, so the default chunks (400 rows x the tile's width, clipped to the region) are the same
 400 x ``cols`` px: only the region's height changes. Each region runs the standard chain with the key
 outputs (Zarr + COG) on a fresh LocalCluster (as ``fluxgraph run`` starts it), after a warm-up, and
-reports wall and CPU seconds, Mpixel/s per core and the peak RSS of each worker (sampled every 20 ms).
+reports wall and CPU seconds, Mpixel/s per core and the peak RSS of each worker (the kernel's high-water
+mark, see bench_stages._start_rss_sampler).
 No timing is asserted anywhere.
 """
 
