@@ -28,6 +28,19 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+S3Anon = Annotated[bool, typer.Option("--s3-anon", help="S3: unsigned requests (public buckets)")]
+S3RequesterPays = Annotated[
+    bool, typer.Option("--s3-requester-pays", help="S3: pay for requests to requester-pays buckets")]
+S3EndpointUrl = Annotated[
+    str | None, typer.Option("--s3-endpoint-url", help="S3-compatible store, e.g. http://127.0.0.1:9000")]
+
+
+def _s3_table(anon: bool, requester_pays: bool, endpoint_url: str | None) -> dict[str, Any]:
+    """The ``[s3]`` overrides of the S3 command-line options that were given."""
+    return {k: v for k, v in {"anon": anon, "requester_pays": requester_pays, "endpoint_url": endpoint_url}.items()
+            if v}
+
+
 def _config(path: Path | None, overrides: dict[str, Any]) -> Any:
     from fluxgraph.config import load_config
 
@@ -141,13 +154,9 @@ def run(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run at --out: compute only the tile parts not finished")
     ] = False,
-    s3_anon: Annotated[bool, typer.Option("--s3-anon", help="S3: unsigned requests (public buckets)")] = False,
-    s3_requester_pays: Annotated[
-        bool, typer.Option("--s3-requester-pays", help="S3: pay for requests to requester-pays buckets")
-    ] = False,
-    s3_endpoint_url: Annotated[
-        str | None, typer.Option("--s3-endpoint-url", help="S3-compatible store, e.g. http://127.0.0.1:9000")
-    ] = None,
+    s3_anon: S3Anon = False,
+    s3_requester_pays: S3RequesterPays = False,
+    s3_endpoint_url: S3EndpointUrl = None,
 ) -> None:
     """Run model stages over tiles or a bounding box; write Zarr and COG outputs (local or S3)."""
     from fluxgraph.runner import run as run_api
@@ -170,8 +179,7 @@ def run(
             | ({"outputs": [o.strip() for o in outputs.split(",") if o.strip()]} if outputs else {}),
             "grid": {"chunks": [chunks, chunks]} if chunks else {},
             "stages": stage_overrides,
-            "s3": {k: v for k, v in {"anon": s3_anon, "requester_pays": s3_requester_pays,
-                                      "endpoint_url": s3_endpoint_url}.items() if v},
+            "s3": _s3_table(s3_anon, s3_requester_pays, s3_endpoint_url),
         })
         if dry_run:
             report = run_api(inputs, out=out, tiles=tiles, bbox=bbox, stages=stages, config=cfg,
@@ -221,7 +229,8 @@ def demo(
 
 @app.command()
 def zonal(
-    outputs: Annotated[Path, typer.Option("--outputs", help="Output folder of a run (holding fluxgraph.zarr)")],
+    outputs: Annotated[str, typer.Option("--outputs", help="Output folder or s3:// prefix of a run (holding "
+                                                           "fluxgraph.zarr)")],
     zones: Annotated[Path, typer.Option("--zones", help="Polygons: GeoPackage, GeoJSON or Shapefile")],
     by: Annotated[str, typer.Option("--by", help="Field naming the zones")],
     tcd: Annotated[str, typer.Option(help="Canopy thresholds of the forest extent, e.g. 30,50,75")] = "30",
@@ -230,15 +239,21 @@ def zonal(
         list[str] | None, typer.Option("--inputs", "-i", help="Input locations, if not those the run recorded")
     ] = None,
     cluster: Annotated[str | None, typer.Option(help="local, tcp://host:port, or none")] = None,
+    s3_anon: S3Anon = False,
+    s3_requester_pays: S3RequesterPays = False,
+    s3_endpoint_url: S3EndpointUrl = None,
 ) -> None:
     """Per-polygon gross emissions (by gas, driver, loss year), removals and net flux of a run's outputs."""
+    from fluxgraph.s3 import storage_options
     from fluxgraph.zonal import zonal_stats
 
     client = None
     try:
-        client = _client(cluster, _config(None, {}))
+        cfg = _config(None, {"s3": _s3_table(s3_anon, s3_requester_pays, s3_endpoint_url)})
+        client = _client(cluster, cfg)
         table = zonal_stats(outputs=outputs, zones=zones, by=by, tcd=[t for t in tcd.split(",") if t.strip()],
-                            inputs=inputs or None, out=out, client=client)
+                            inputs=inputs or None, out=out, client=client,
+                            storage_options=storage_options(cfg.data["s3"]))
         totals = table[table.loss_year == "all"].drop(columns=["loss_year", "driver_code", "driver"])
         typer.echo(totals.head(ZONAL_ROWS_SHOWN).to_string(index=False))
         if len(totals) > ZONAL_ROWS_SHOWN:

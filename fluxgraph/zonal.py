@@ -1,12 +1,12 @@
 """Zonal statistics of a run's outputs: per polygon, emissions by gas, driver and loss year, removals, net flux.
 
 :func:`zonal_stats` (CLI ``fluxgraph zonal``) reads the per-hectare outputs of a run from its
-``fluxgraph.zarr`` and the layers of the forest-extent rule, the loss year and the drivers from the run's
-inputs (the locations recorded in the store, or ``inputs=``). Every chunk that a polygon touches is one task
-on the cluster: it rasterises the polygons over the chunk, converts per hectare to per pixel with the grid's
-pixel area exactly as :mod:`fluxgraph.stages.create_derivative_outputs` does, and sums by polygon, canopy
-threshold, loss year and driver (:func:`fluxgraph.kernels.zonal.zonal_sums`). Only the small per-chunk sums
-travel back, so a country at 30 m needs no more memory than one chunk per worker.
+``fluxgraph.zarr`` (a local folder or an ``s3://`` prefix) and the layers of the forest-extent rule, the loss
+year and the drivers from the run's inputs (the locations recorded in the store, or ``inputs=``). Every chunk
+that a polygon touches is one task on the cluster: it rasterises the polygons over the chunk, converts per
+hectare to per pixel with the grid's pixel area exactly as :mod:`fluxgraph.stages.create_derivative_outputs`
+does, and sums by polygon, canopy threshold, loss year and driver (:func:`fluxgraph.kernels.zonal.zonal_sums`).
+Only the small per-chunk sums travel back, so a country at 30 m needs no more memory than one chunk per worker.
 
 Coverage rule: a pixel belongs to a polygon when its **centre** lies inside it (GDAL rasterisation,
 ``all_touched=False``); pixels are never split. Features sharing a value of the ``by`` field are one zone.
@@ -99,9 +99,43 @@ def _store_window(ds: xr.Dataset) -> PixelWindow:
     return PixelWindow(row0, row0 + lat.size, col0, col0 + lon.size)
 
 
-def _run_config(outputs: Path) -> RunConfig:
-    path = outputs / "config.toml"
-    return load_config(path) if path.is_file() else load_config()
+def _run_config(outputs: str, storage_options: Mapping[str, Any]) -> RunConfig:
+    """The configuration the run saved beside its store (``config.toml``), or the defaults."""
+    from fluxgraph.s3 import filesystem, is_s3, storage_error
+
+    if not is_s3(outputs):
+        path = Path(outputs) / "config.toml"
+        return load_config(path) if path.is_file() else load_config()
+    url = f"{outputs}/config.toml"
+    try:
+        fs = filesystem(storage_options)
+        text = fs.cat_file(url).decode() if fs.exists(url) else None
+    except Exception as exc:
+        raise storage_error(url, exc, action="read") from None
+    if text is None:
+        return load_config()
+    import tomllib
+
+    return load_config(overrides=tomllib.loads(text))
+
+
+def _open_store(outputs: str, storage_options: Mapping[str, Any]) -> xr.Dataset:
+    """The run's ``fluxgraph.zarr`` below ``outputs`` (a folder or an ``s3://`` prefix), opened lazily."""
+    from fluxgraph.s3 import filesystem, is_s3, storage_error
+
+    store = f"{outputs}/fluxgraph.zarr"
+    if is_s3(outputs):
+        try:
+            found = filesystem(storage_options).exists(f"{store}/zarr.json")
+        except Exception as exc:
+            raise storage_error(store, exc, action="read") from None
+    else:
+        found = Path(store).exists()
+    if not found:
+        raise ConfigError(f"{outputs} holds no fluxgraph.zarr: give the output folder (or s3:// prefix) of a "
+                          "`fluxgraph run`")
+    kwargs = {"storage_options": dict(storage_options)} if is_s3(outputs) else {}
+    return xr.open_zarr(store, consolidated=False, chunks=None, **kwargs)
 
 
 def _focus(zones: _Zones, window: PixelWindow, config: RunConfig) -> PixelWindow | None:
@@ -114,7 +148,8 @@ def _focus(zones: _Zones, window: PixelWindow, config: RunConfig) -> PixelWindow
 
 
 def _input_arrays(ds: xr.Dataset, window: PixelWindow, config: RunConfig, inputs: Sequence[str] | None, *,
-                  focus: PixelWindow | None) -> dict[str, xr.DataArray]:
+                  focus: PixelWindow | None, storage_options: Mapping[str, Any] | None = None,
+                  ) -> dict[str, xr.DataArray]:
     """The input layers, from the store if it has them, else from the inputs (given, or recorded in the store).
 
     Input files are looked up only for the tiles of ``focus`` (where the zones are); arrays span ``window``.
@@ -134,7 +169,8 @@ def _input_arrays(ds: xr.Dataset, window: PixelWindow, config: RunConfig, inputs
     else:
         where = "given"
     try:
-        mosaic = Mosaic(list(inputs), Region(bbox=focus), config=config, layers=missing)
+        mosaic = Mosaic(list(inputs), Region(bbox=focus), config=config, layers=missing,
+                        storage_options=storage_options)
     except ConfigError as exc:
         raise ConfigError(f"cannot open the input locations {where} ({', '.join(map(str, inputs))}) for "
                           f"{', '.join(missing)}: {exc}. Pass the run's inputs with --inputs (inputs=).") from exc
@@ -292,14 +328,15 @@ def zonal_stats(
     inputs: Sequence[str] | None = None,
     out: str | Path | None = None,
     client: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Per-polygon totals of a run's outputs under the forest-extent rule, by gas, driver and loss year.
 
     Parameters
     ----------
     outputs : str or Path, keyword-only
-        A run's output folder (holding ``fluxgraph.zarr``, written by ``--stages all`` or any run that saved
-        gross emissions by gas (biomass_soil), gross removals and net flux).
+        A run's output folder or ``s3://`` prefix (holding ``fluxgraph.zarr``, written by ``--stages all`` or
+        any run that saved gross emissions by gas (biomass_soil), gross removals and net flux).
     zones : str or Path, keyword-only
         Polygons: GeoPackage, GeoJSON or Shapefile, in any CRS (reprojected to EPSG:4326).
     by : str, keyword-only
@@ -314,6 +351,8 @@ def zonal_stats(
         Write the table: ``.csv`` or ``.parquet``.
     client : distributed.Client, keyword-only, optional
         Where to compute; the current dask scheduler otherwise.
+    storage_options : mapping, keyword-only, optional
+        s3fs options (:func:`fluxgraph.s3.storage_options`) for ``s3://`` outputs and inputs; never credentials.
 
     Returns
     -------
@@ -325,17 +364,15 @@ def zonal_stats(
         CH4,N2O}_Mg_CO2e``, ``gross_removals_Mg_CO2`` (positive = removal), ``net_flux_Mg_CO2e`` (negative =
         sink).
     """
-    outputs = Path(outputs)
-    store = outputs / "fluxgraph.zarr"
-    if not store.exists():
-        raise ConfigError(f"{outputs} holds no fluxgraph.zarr: give the output folder of a `fluxgraph run`")
+    outputs = str(outputs).rstrip("/")
+    opts = dict(storage_options or {})
     thresholds = tuple(sorted({_threshold(t) for t in tcd}))
     if not thresholds:
         raise ConfigError("give at least one canopy threshold (--tcd 30,50,75)")
     if out is not None and Path(out).suffix not in (".csv", ".parquet"):
         raise ConfigError(f"--out must end in .csv or .parquet, not {Path(out).name!r}")
-    config = _run_config(outputs).with_overrides({"grid": {"chunks": [ZONAL_CHUNK, ZONAL_CHUNK]}})
-    ds = xr.open_zarr(store, consolidated=False, chunks=None)
+    ds = _open_store(outputs, opts)
+    config = _run_config(outputs, opts).with_overrides({"grid": {"chunks": [ZONAL_CHUNK, ZONAL_CHUNK]}})
     absent = [n for n in FLUX_LAYERS if n not in ds]
     if absent:
         raise MissingLayerError(
@@ -347,7 +384,8 @@ def zonal_stats(
     ds = ds.chunk({"lat": rows, "lon": cols})
     zone_set = _read_zones(zones, by)
     focus = _focus(zone_set, window, config)
-    arrays = {n: ds[n] for n in FLUX_LAYERS} | _input_arrays(ds, window, config, inputs, focus=focus)
+    arrays = {n: ds[n] for n in FLUX_LAYERS} | _input_arrays(ds, window, config, inputs, focus=focus,
+                                                             storage_options=opts)
     tasks = _chunk_tasks(arrays, window, zone_set, thresholds, config.model_years)
     log.info("zonal statistics: %d zones, %d chunk tasks, thresholds %s", len(zone_set.names), len(tasks),
              thresholds)

@@ -184,3 +184,48 @@ def test_missing_credentials_say_where_they_come_from(tmp_path, s3, monkeypatch)
     assert "AWS_ACCESS_KEY_ID" in res.output and "instance profile" in res.output
     assert SECRET not in res.output and not Path(tmp_path / "o" / "fluxgraph.zarr").exists()
 
+
+
+def test_zonal_statistics_of_a_run_in_a_bucket_equal_those_of_the_same_run_on_disk(tmp_path, s3):
+    """A batch run writes to a bucket; `fluxgraph zonal` then reads its store (and the inputs it recorded, also
+    in the bucket) from S3 and gives the table the same run on disk gives."""
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+    from typer.testing import CliRunner
+
+    from fluxgraph.cli import app
+    from fluxgraph.zonal import zonal_stats
+
+    endpoint, opts = s3["endpoint"], {"endpoint_url": s3["endpoint"]}
+    stages = "all"
+    local = tmp_path / "local"
+    run([s3["local_tiles"]], out=local, tiles="00N_110E", stages=stages, progress=False)
+    res = CliRunner().invoke(app, ["run", "--inputs", "s3://fg-in/gfw", "--tiles", "00N_110E", "--stages", stages,
+                                   "--out", "s3://fg-out/zonal", "--s3-endpoint-url", endpoint, "--cluster", "none"])
+    assert res.exit_code == 0, res.output
+    zones = tmp_path / "zones.geojson"
+    gpd.GeoDataFrame({"zone": ["a", "b"]}, geometry=[shapely.box(110.0, -0.1, 110.05, -0.05),
+                                                     shapely.box(110.05, -0.1, 110.1, -0.02)],
+                     crs="EPSG:4326").to_file(zones)
+    want = zonal_stats(outputs=local, zones=zones, by="zone", tcd=[30, 50])
+    got = zonal_stats(outputs="s3://fg-out/zonal", zones=zones, by="zone", tcd=[30, 50], storage_options=opts)
+    totals = want[want.loss_year == "all"]
+    assert (totals["forest_area_ha"] > 0).all() and (totals["gross_emissions_all_gases_Mg_CO2e"] > 0).any()
+    pd.testing.assert_frame_equal(got, want)
+
+    out = tmp_path / "z.csv"
+    res = CliRunner().invoke(app, ["zonal", "--outputs", "s3://fg-out/zonal/", "--zones", str(zones), "--by", "zone",
+                                   "--tcd", "30,50", "--out", str(out), "--s3-endpoint-url", endpoint,
+                                   "--cluster", "none"])
+    assert res.exit_code == 0, res.output
+    assert SECRET not in res.output
+    import io
+
+    as_csv = {"dtype": {"loss_year": str}}
+    expected = pd.read_csv(io.StringIO(want.to_csv(index=False)), **as_csv)
+    pd.testing.assert_frame_equal(pd.read_csv(out, **as_csv), expected)
+
+    res = CliRunner().invoke(app, ["zonal", "--outputs", "s3://fg-out/nothing-here", "--zones", str(zones), "--by",
+                                   "zone", "--s3-endpoint-url", endpoint, "--cluster", "none"])
+    assert res.exit_code == 2 and "s3://fg-out/nothing-here holds no fluxgraph.zarr" in res.output
