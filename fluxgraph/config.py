@@ -90,6 +90,8 @@ class RunConfig:
         compress = str(self.data["run"]["cog_compress"]).lower()
         if compress not in COG_COMPRESSIONS:
             raise ConfigError(f"run.cog_compress must be one of {', '.join(COG_COMPRESSIONS)}, not {compress!r}")
+        if not isinstance(self.data["run"]["zarr_shards"], bool):
+            raise ConfigError(f"run.zarr_shards must be true or false, not {self.data['run']['zarr_shards']!r}")
         if self.data["run"]["zarr_codec"] not in ZARR_CODECS:
             raise ConfigError(f"run.zarr_codec must be one of {', '.join(ZARR_CODECS)}, not "
                               f"{self.data['run']['zarr_codec']!r}")

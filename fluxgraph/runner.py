@@ -456,7 +456,8 @@ def _run(inputs, out: OutputLocation, region, stages, config, naming, save_inter
     if zarr_path is not None and not (resume and out.exists(zarr_name, "zarr.json")):
         store_window = create_zarr_store(zarr_path, written_names, mosaic.window, config.chunks, attrs=provenance,
                                          storage_options=out.storage_options, zstd_level=run_cfg.get("zarr_zstd_level"),
-                                         codec=run_cfg["zarr_codec"], gzip_level=_gzip_level(config))
+                                         codec=run_cfg["zarr_codec"], gzip_level=_gzip_level(config),
+                                         shards=bool(run_cfg["zarr_shards"]))
     store_token = uuid.uuid4().hex  # workers re-open the store once per run (it may have been re-created)
     todo = [(part, p) for part, p in plans if not manifest.is_done(part)]
     resumed = len(plans) - len(todo)

@@ -325,6 +325,14 @@ def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: i
     if writer is not None and lead_r == 0 and lead_c == 0:
         writer.write_tiles(block, full, row // zh, col // zw, fill, share=share)
         return
+    if writer is not None and writer.shard is not None:
+        # a block starting inside a chunk (a bounding box's edge): its chunks are completed with fill, as
+        # nothing else writes their shard (the rest of the lattice cell lies outside the region)
+        canvas = np.full((lead_r + block.shape[0], lead_c + block.shape[1]), fill, dtype=block.dtype)
+        canvas[lead_r:, lead_c:] = block
+        writer.write_tiles(canvas, filled_tiles(canvas, fill, zh, zw), (row - lead_r) // zh, (col - lead_c) // zw,
+                           fill)
+        return
     for i in range(full.shape[0]):
         r0, r1 = max(0, i * zh - lead_r), min(block.shape[0], (i + 1) * zh - lead_r)
         j = 0
@@ -343,12 +351,17 @@ def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: i
 @dataclass(frozen=True)
 class _ChunkWriter:
     """Encodes and stores whole Zarr chunks of one array directly: the chunk's little-endian C-order bytes,
-    compressed, under the array's chunk key.
+    compressed, under the array's chunk key, or gathered into the shard that holds them.
 
     Only for arrays whose metadata says exactly that: ``bytes`` little-endian, then ``zstd`` without checksum
     (numcodecs' Zstandard, the codec zarr-python itself uses) or ``gzip`` (one gzip member around the deflate
     data of ``encoder``, RFC 1952), on a regular chunk grid. What is written is then what any Zarr reader
     decodes (tested against zarr-python's reads; for zstd the bytes are zarr-python's own).
+
+    A sharded array (``sharding_indexed`` around those codecs, its index ``bytes`` little-endian then
+    ``crc32c`` at the end) gets one file per shard: the chunks' compressed bytes one after the other, then
+    the index of ``(offset, size)`` per chunk in C order (``2**64 - 1`` twice for a chunk holding only fill)
+    and its CRC-32C. A shard is written whole by the one task whose block lies in it.
     """
 
     root: str                 # the array's folder (local path or s3:// URL)
@@ -359,6 +372,7 @@ class _ChunkWriter:
     key: Callable[[tuple[int, ...]], str]
     options: tuple[tuple[str, Any], ...]
     encoder: str = "isal"     # deflate encoder of gzip chunks
+    shard: tuple[int, int] | None = None  # shard shape (px) of a sharded array
 
     def write_tiles(self, block: np.ndarray, full: np.ndarray, ci: int, cj: int, fill: float,
                     share: tuple[dict[tuple[int, int], bytes], int] | None = None) -> None:
@@ -374,7 +388,7 @@ class _ChunkWriter:
         zstd = Zstd(level=self.level) if self.kind == "zstd" else None
         memo = share[0] if share is not None and self.kind == "gzip" and share[1] == self.level else None
         zh, zw = self.chunks
-        data: dict[str, bytes] = {}
+        data: dict[tuple[int, int], bytes] = {}
         for i, j in zip(*np.nonzero(full), strict=True):
             raw = np.ascontiguousarray(_tile(block, int(i), int(j), (zh, zw), fill), dtype=self.dtype)
             if zstd is not None:
@@ -384,8 +398,35 @@ class _ChunkWriter:
                 if memo is not None and raw.dtype == block.dtype:  # the COG tile holds the same bytes
                     memo[(int(i), int(j))] = stream
                 payload = _gzip_member(stream, raw)
-            data[f"{self.root}/{self.key((ci + int(i), cj + int(j)))}"] = payload
-        _put_files(data, self.options)
+            data[(ci + int(i), cj + int(j))] = payload
+        if self.shard is None:
+            _put_files({f"{self.root}/{self.key(k)}": v for k, v in data.items()}, self.options)
+        else:
+            _put_files(self._shards(data), self.options)
+
+    def _shards(self, chunks: Mapping[tuple[int, int], bytes]) -> dict[str, list[bytes]]:
+        """The shard files holding ``chunks`` (payloads by chunk coordinates in the array), each as the list of
+        its parts (joined only for S3: a local file takes them one after the other, without a copy)."""
+        import struct
+
+        import google_crc32c
+
+        per = (self.shard[0] // self.chunks[0], self.shard[1] // self.chunks[1])  # type: ignore[index]
+        grouped: dict[tuple[int, int], dict[tuple[int, int], bytes]] = {}
+        for (i, j), payload in chunks.items():
+            grouped.setdefault((i // per[0], j // per[1]), {})[(i % per[0], j % per[1])] = payload
+        files = {}
+        for key, members in grouped.items():
+            index = np.full((*per, 2), np.iinfo(np.uint64).max, dtype="<u8")
+            offset = 0
+            for (i, j), payload in sorted(members.items()):
+                index[i, j] = (offset, len(payload))
+                offset += len(payload)
+            raw_index = index.tobytes()
+            parts = [members[k] for k in sorted(members)]
+            parts += [raw_index, struct.pack("<I", google_crc32c.value(raw_index))]
+            files[f"{self.root}/{self.key(key)}"] = parts
+        return files
 
 
 @functools.lru_cache(maxsize=64)
@@ -393,15 +434,28 @@ def _chunk_writer(store: str, name: str, options: tuple[tuple[str, Any], ...], c
                   token: str = "", encoder: str = "isal") -> _ChunkWriter | None:
     """The :class:`_ChunkWriter` of a store's array (once per process, store (``token``) and layer), or None
     when its codecs or chunk grid are not the plain ones."""
-    from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
+    from zarr.codecs import Crc32cCodec, GzipCodec, ShardingCodec, ZstdCodec
     from zarr.core.chunk_grids import RegularChunkGrid
 
     arr = _zarr_array(store, name, options, token)
     meta = arr.metadata
     codecs = tuple(getattr(meta, "codecs", ()))
-    if not (len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
-            and str(getattr(codecs[0].endian, "value", codecs[0].endian)) in ("little", "None")
-            and isinstance(meta.chunk_grid, RegularChunkGrid) and tuple(meta.chunk_grid.chunk_shape) == chunks):
+    if not isinstance(meta.chunk_grid, RegularChunkGrid):
+        return None
+    grid = tuple(meta.chunk_grid.chunk_shape)
+    shard = None
+    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+        sharding = codecs[0]
+        index = tuple(sharding.index_codecs)
+        if not (str(getattr(sharding.index_location, "value", sharding.index_location)) == "end"
+                and len(index) == 2 and _little_bytes(index[0]) and isinstance(index[1], Crc32cCodec)
+                and tuple(sharding.chunk_shape) == chunks
+                and all(g % c == 0 for g, c in zip(grid, chunks, strict=True))):
+            return None
+        codecs, shard = tuple(sharding.codecs), grid
+    elif grid != chunks:
+        return None
+    if not (len(codecs) == 2 and _little_bytes(codecs[0])):
         return None
     if isinstance(codecs[1], ZstdCodec) and not codecs[1].checksum:
         kind = "zstd"
@@ -411,7 +465,14 @@ def _chunk_writer(store: str, name: str, options: tuple[tuple[str, Any], ...], c
         return None
     return _ChunkWriter(f"{store.rstrip('/')}/{name}", chunks, kind, int(codecs[1].level),
                         np.dtype(arr.dtype).newbyteorder("<").str, meta.encode_chunk_key, options,
-                        _chunk_encoder(encoder, int(codecs[1].level)))
+                        _chunk_encoder(encoder, int(codecs[1].level)), shard)
+
+
+def _little_bytes(codec: Any) -> bool:
+    """Whether ``codec`` is zarr's ``bytes`` codec writing little-endian (or single-byte) values."""
+    from zarr.codecs import BytesCodec
+
+    return isinstance(codec, BytesCodec) and str(getattr(codec.endian, "value", codec.endian)) in ("little", "None")
 
 
 def _chunk_encoder(encoder: str, level: int) -> str:
@@ -460,13 +521,14 @@ def _gzip_member(zlib_stream: bytes, raw: np.ndarray) -> bytes:
     return b"".join((_GZIP_HEADER, body, struct.pack("<II", imagecodecs.deflate_crc32(raw), raw.nbytes & 0xFFFFFFFF)))
 
 
-def _put_files(data: Mapping[str, bytes], options: tuple[tuple[str, Any], ...]) -> None:
-    """Store whole files: local paths directly, ``s3://`` ones in one concurrent s3fs batch."""
+def _put_files(data: Mapping[str, bytes | list[bytes]], options: tuple[tuple[str, Any], ...]) -> None:
+    """Store whole files, each given as bytes or as a list of consecutive parts: local paths directly,
+    ``s3://`` ones in one concurrent s3fs batch."""
     if not data:
         return
     first = next(iter(data))
     if "://" in first:
-        _fs(first, options).pipe(dict(data))
+        _fs(first, options).pipe({k: v if isinstance(v, bytes) else b"".join(v) for k, v in data.items()})
         return
     made: set[str] = set()
     for path, payload in data.items():
@@ -475,7 +537,10 @@ def _put_files(data: Mapping[str, bytes], options: tuple[tuple[str, Any], ...]) 
             os.makedirs(folder, exist_ok=True)
             made.add(folder)
         with open(path, "wb") as f:
-            f.write(payload)
+            if isinstance(payload, bytes):
+                f.write(payload)
+            else:
+                f.writelines(payload)
 
 
 # --------------------------------------------------------------------------- spool of compressed tiles

@@ -47,6 +47,7 @@ def create_zarr_store(
     zstd_level: int | None = None,
     codec: Literal["zstd", "gzip"] = "zstd",
     gzip_level: int = 1,
+    shards: bool = False,
 ) -> PixelWindow:
     """Create (or extend) the run's Zarr store: coordinates, empty variables, attributes.
 
@@ -67,6 +68,11 @@ def create_zarr_store(
         Chunk compression. With ``"gzip"`` (level ``gzip_level``) the run's sink stores, for chunks that
         coincide with deflate COG tiles of the same level, the COG tile's deflate stream in a gzip member
         instead of compressing twice (:mod:`fluxgraph.sink`).
+    shards : bool
+        Store the chunks of each dask chunk's lattice cell (``chunks``) in one Zarr v3 shard (one file or
+        object) instead of one file per chunk: 50 objects fewer per shard of a whole-tile run (400 × 40000 px
+        of 400 × 800-px chunks), which on S3 means 50× fewer PUT requests. Each dask chunk lies inside one
+        lattice cell, so no shard is written by two tasks.
 
     Returns
     -------
@@ -83,6 +89,8 @@ def create_zarr_store(
         lazy = da.zeros(full.shape, dtype=layer.np_dtype, chunks=full.shape)  # never computed: one block
         data_vars[name] = xr.DataArray(lazy, dims=("lat", "lon"), attrs=layer_metadata(layer))
         encoding[name] = {"chunks": zchunks, "fill_value": np.array(layer.nodata, dtype=layer.np_dtype).item()}
+        if shards:
+            encoding[name]["shards"] = tuple(chunks)
         if codec == "gzip":
             from zarr.codecs import GzipCodec
 

@@ -304,3 +304,57 @@ def test_gzip_chunks_of_a_store_beyond_isal_levels_are_deflated_by_zlib_ng():
     assert _chunk_encoder("isal", 6) == "zlib-ng"  # a store made with level 6: ISA-L has levels 0-3 only
     assert _chunk_encoder("libdeflate", 1) == "zlib-ng"
     assert _chunk_encoder("zlib-ng", 9) == "zlib-ng"
+
+
+@pytest.mark.parametrize("codec", ["zstd", "gzip"])
+@pytest.mark.parametrize(("offset", "chunks"), [((0, 0), (400, 40000)), ((400, 800), (400, 1600)),
+                                                ((200, 300), (400, 1200)), ((0, 0), (800, 2400))])
+def test_sharded_stores_hold_the_values_of_unsharded_ones_one_file_per_shard(tmp_path, offset, chunks, codec):
+    """The sink writes each dask chunk's Zarr chunks into one shard file (index and CRC-32C its own); zarr-python
+    reads back the same values as from a store of plain chunks, including the chunks that a window starting
+    inside a chunk only half covers, and checks each shard index's CRC-32C on the way."""
+    import struct
+
+    import google_crc32c
+
+    from fluxgraph.sink import _chunk_writer
+
+    shape = (1200, 2400)
+    win = _window(shape, offset)
+    values = {"net_flux": _values(shape), "gross_emis_nodes_biomass_soil": _values(shape, "uint16", seed=1)}
+    values["net_flux"][:400] = 0  # a row of chunks holding only nodata: no shard is written for it
+    got = {}
+    for shards in (True, False):
+        store = str(tmp_path / f"s{int(shards)}.zarr")
+        sw = create_zarr_store(store, list(values), win, chunks, codec=codec, shards=shards)
+        rows, cols = win.relative_to(sw)
+        target = ZarrTarget(store, (rows.start, cols.start), zarr_chunks(chunks))
+        arrs = {n: _arr(n, win, v, chunks) for n, v in values.items()}
+        cogs = [cog_target(n, n, str(tmp_path / f"cog{int(shards)}" / f"{n}.tif"), tile=TILE) for n in values]
+        sink = part_sink(arrs, win, zarr=target, zarr_names=list(arrs), stats_names=[], cogs=cogs,
+                         fmt=CogFormat("deflate", 1, True, "isal"), spool=str(tmp_path / f"spool{int(shards)}"))
+        dask.compute(sink.finish(dask.optimize(*sink.chunk_tasks)), optimize_graph=False)
+        got[shards] = {n: zarr.open_array(store, path=n, mode="r") for n in values}
+        for name, v in values.items():
+            np.testing.assert_array_equal(got[shards][name][rows, cols], v)
+    for name, v in values.items():
+        sharded, plain = got[True][name], got[False][name]
+        assert sharded.shards == tuple(chunks) and plain.shards is None
+        np.testing.assert_array_equal(sharded[:], plain[:])
+        files = sorted(_walk(os.path.join(str(tmp_path / "s1.zarr"), name, "c")))
+        r, c = np.nonzero(v)
+        lattice = set(zip(((win.row0 + r) // chunks[0]).tolist(), ((win.col0 + c) // chunks[1]).tolist(),
+                          strict=True))
+        assert len(files) == len(lattice) > 0  # one file per lattice cell holding data
+        assert len(files) < len(list(_walk(os.path.join(str(tmp_path / "s0.zarr"), name, "c"))))
+        writer = _chunk_writer(str(tmp_path / "s1.zarr"), name, (), zarr_chunks(chunks), "check")
+        assert writer is not None and writer.shard == tuple(chunks)  # written directly, not through zarr-python
+        per = (chunks[0] // writer.chunks[0]) * (chunks[1] // writer.chunks[1])
+        for rel in files:  # chunks, then (offset, size) per chunk and the index's CRC-32C
+            with open(os.path.join(str(tmp_path / "s1.zarr"), name, "c", rel), "rb") as f:
+                blob = f.read()
+            index = blob[-(16 * per + 4):-4]
+            assert struct.unpack("<I", blob[-4:])[0] == google_crc32c.value(index)
+            entries = np.frombuffer(index, "<u8").reshape(per, 2)
+            used = entries[entries[:, 0] != np.iinfo(np.uint64).max]
+            assert len(used) and used[:, 1].sum() == len(blob) - 16 * per - 4
