@@ -95,10 +95,9 @@ class RunConfig:
         if self.data["run"]["zarr_codec"] not in ZARR_CODECS:
             raise ConfigError(f"run.zarr_codec must be one of {', '.join(ZARR_CODECS)}, not "
                               f"{self.data['run']['zarr_codec']!r}")
-        if compress == "deflate":
-            check_deflate_level(self.data["run"]["cog_deflate_encoder"], self.data["run"].get("cog_level"))
-        elif self.data["run"]["cog_deflate_encoder"] not in DEFLATE_ENCODERS:
-            check_deflate_level(self.data["run"]["cog_deflate_encoder"], None)
+        # the encoder is checked always, the level only when it is a deflate level
+        check_deflate_level(self.data["run"]["cog_deflate_encoder"],
+                            self.data["run"].get("cog_level") if compress == "deflate" else None)
 
     # -- convenient views ----------------------------------------------------------------
     @property

@@ -22,7 +22,7 @@ from typing import Any
 
 from fluxgraph.s3 import check_writable, filesystem, is_s3, storage_error
 
-__all__ = ["OutputLocation", "commit_file", "temporary_path"]
+__all__ = ["Location", "OutputLocation", "commit_file", "temporary_path"]
 
 
 def temporary_path(final: str, *, suffix: str = "") -> str:
@@ -64,8 +64,8 @@ def commit_file(tmp: str, final: str, *, storage_options: Mapping[str, Any] | No
 
 
 @dataclass
-class OutputLocation:
-    """The output folder or ``s3://`` prefix of a run.
+class Location:
+    """A run's folder or ``s3://`` prefix, read only (a finished run's outputs, e.g. for zonal statistics).
 
     Attributes
     ----------
@@ -73,37 +73,24 @@ class OutputLocation:
         The location as given (a local path or ``s3://bucket/prefix``), without a trailing slash.
     storage_options : dict
         s3fs options (``anon``, ``requester_pays``, ``endpoint_url``…), never credentials.
-    local : Path
-        Folder for small files: the output folder itself, or a staging folder for S3.
     """
 
     url: str
     storage_options: dict[str, Any] = field(default_factory=dict)
-    local: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.url = str(self.url).rstrip("/")
-        if self.remote:
-            self.local = Path(tempfile.mkdtemp(prefix="fluxgraph-out-"))
-        else:
-            self.local = Path(self.url).expanduser()
-            self.local.mkdir(parents=True, exist_ok=True)
 
     @property
     def remote(self) -> bool:
-        """Whether the outputs go to S3."""
+        """Whether the location is on S3."""
         return is_s3(self.url)
 
     def join(self, *parts: str) -> str:
         """The URL or path of ``parts`` below the location."""
         if self.remote:
             return "/".join([self.url, *parts])
-        return str(self.local.joinpath(*parts))
-
-    def check(self) -> None:
-        """Fail early with a clear :class:`~fluxgraph.errors.StorageError` if the location is not writable."""
-        if self.remote:
-            check_writable(self.url, self.storage_options)
+        return str(Path(self.url).expanduser().joinpath(*parts))
 
     def exists(self, *parts: str) -> bool:
         """Whether a file or folder exists below the location."""
@@ -124,6 +111,32 @@ class OutputLocation:
             return filesystem(self.storage_options).cat_file(self.join(*parts)).decode()
         except Exception as exc:
             raise storage_error(self.join(*parts), exc, action="read") from None
+
+
+@dataclass
+class OutputLocation(Location):
+    """The output folder or ``s3://`` prefix of a run, written to.
+
+    Attributes
+    ----------
+    local : Path
+        Folder for small files: the output folder itself (created), or a staging folder for S3.
+    """
+
+    local: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.remote:
+            self.local = Path(tempfile.mkdtemp(prefix="fluxgraph-out-"))
+        else:
+            self.local = Path(self.url).expanduser()
+            self.local.mkdir(parents=True, exist_ok=True)
+
+    def check(self) -> None:
+        """Fail early with a clear :class:`~fluxgraph.errors.StorageError` if the location is not writable."""
+        if self.remote:
+            check_writable(self.url, self.storage_options)
 
     def write_text(self, text: str, *parts: str) -> str:
         """Write a small text file atomically (a local copy is kept in :attr:`local`)."""

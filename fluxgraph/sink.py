@@ -36,7 +36,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from fluxgraph.catalog import get_layer
-from fluxgraph.config import DEFLATE_ENCODERS, DEFLATE_LEVELS, check_deflate_level
+from fluxgraph.config import DEFLATE_LEVELS, check_deflate_level
 from fluxgraph.errors import ConfigError, StorageError
 from fluxgraph.grid import PixelWindow, row_pixel_area_m2
 from fluxgraph.kernels.stats import block_stats, filled_tiles, select_by_code
@@ -137,10 +137,8 @@ class CogFormat:
     encoder: str = "libdeflate"
 
     def __post_init__(self) -> None:
-        if self.encoder not in DEFLATE_ENCODERS:
-            raise ConfigError(f"deflate encoder must be one of {', '.join(DEFLATE_ENCODERS)}, not {self.encoder!r}")
-        if self.compress.lower() == "deflate":
-            check_deflate_level(self.encoder, self.level, where="the deflate level")
+        check_deflate_level(self.encoder, self.level if self.compress.lower() == "deflate" else None,
+                            where="the deflate level")
 
     def tifffile(self) -> tuple[int, dict[str, Any]]:
         """tifffile's compression code and keyword arguments (odc-geo's normalisation; the data type matters
@@ -318,21 +316,19 @@ def _write_zarr(block: np.ndarray, name: str, zarr: ZarrTarget, row: int, col: i
     """
     zh, zw = zarr.chunks
     lead_r, lead_c = row % zh, col % zw  # the block's offset into its first store chunk
-    full = filled_tiles(block, fill, zh, zw, lead_r, lead_c)
-    arr = _zarr_array(zarr.store, name, zarr.storage_options, zarr.token)
     writer = _chunk_writer(zarr.store, name, zarr.storage_options, tuple(zarr.chunks), zarr.token,
                            zarr.deflate_encoder)
-    if writer is not None and lead_r == 0 and lead_c == 0:
-        writer.write_tiles(block, full, row // zh, col // zw, fill, share=share)
-        return
-    if writer is not None and writer.shard is not None:
+    if writer is not None and writer.shard is not None and (lead_r or lead_c):
         # a block starting inside a chunk (a bounding box's edge): its chunks are completed with fill, as
         # nothing else writes their shard (the rest of the lattice cell lies outside the region)
         canvas = np.full((lead_r + block.shape[0], lead_c + block.shape[1]), fill, dtype=block.dtype)
         canvas[lead_r:, lead_c:] = block
-        writer.write_tiles(canvas, filled_tiles(canvas, fill, zh, zw), (row - lead_r) // zh, (col - lead_c) // zw,
-                           fill)
+        block, row, col, lead_r, lead_c, share = canvas, row - lead_r, col - lead_c, 0, 0, None
+    full = filled_tiles(block, fill, zh, zw, lead_r, lead_c)
+    if writer is not None and lead_r == 0 and lead_c == 0:
+        writer.write_tiles(block, full, row // zh, col // zw, fill, share=share)
         return
+    arr = _zarr_array(zarr.store, name, zarr.storage_options, zarr.token)
     for i in range(full.shape[0]):
         r0, r1 = max(0, i * zh - lead_r), min(block.shape[0], (i + 1) * zh - lead_r)
         j = 0
@@ -418,12 +414,13 @@ class _ChunkWriter:
         files = {}
         for key, members in grouped.items():
             index = np.full((*per, 2), np.iinfo(np.uint64).max, dtype="<u8")
+            parts = []
             offset = 0
             for (i, j), payload in sorted(members.items()):
                 index[i, j] = (offset, len(payload))
                 offset += len(payload)
+                parts.append(payload)
             raw_index = index.tobytes()
-            parts = [members[k] for k in sorted(members)]
             parts += [raw_index, struct.pack("<I", google_crc32c.value(raw_index))]
             files[f"{self.root}/{self.key(key)}"] = parts
         return files

@@ -171,15 +171,6 @@ class LocalSource(_GeoTiffSource):
     :mod:`fluxgraph.strips`, anything else with GDAL.
     """
 
-    def read_window(self, tf: TileFile, window: PixelWindow) -> np.ndarray:
-        from fluxgraph.strips import read_strips, strip_layout
-
-        layout = strip_layout(tf.path)
-        if layout is None or np.dtype(layout.dtype) != np.dtype(tf.dtype):
-            return super().read_window(tf, window)
-        r, c = window.relative_to(tf.window)
-        return read_strips(tf.path, layout, r, c)
-
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
@@ -201,6 +192,15 @@ class LocalSource(_GeoTiffSource):
 
     def _tried(self, filename: str) -> str:
         return str(self.root / "**" / filename)
+
+    def read_window(self, tf: TileFile, window: PixelWindow) -> np.ndarray:
+        from fluxgraph.strips import read_strips, strip_layout
+
+        layout = strip_layout(tf.path)
+        if layout is None or np.dtype(layout.dtype) != np.dtype(tf.dtype):
+            return super().read_window(tf, window)
+        r, c = window.relative_to(tf.window)
+        return read_strips(tf.path, layout, r, c)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

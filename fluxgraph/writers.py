@@ -70,9 +70,9 @@ def create_zarr_store(
         instead of compressing twice (:mod:`fluxgraph.sink`).
     shards : bool
         Store the chunks of each dask chunk's lattice cell (``chunks``) in one Zarr v3 shard (one file or
-        object) instead of one file per chunk: 50 objects fewer per shard of a whole-tile run (400 × 40000 px
-        of 400 × 800-px chunks), which on S3 means 50× fewer PUT requests. Each dask chunk lies inside one
-        lattice cell, so no shard is written by two tasks.
+        object) instead of one file per chunk: one object instead of up to 50 for a whole-tile run (400 × 40000
+        px of 400 × 800-px chunks), so up to 50× fewer S3 PUT requests. Each dask chunk lies inside one lattice
+        cell, so no shard is written by two tasks.
 
     Returns
     -------

@@ -30,6 +30,7 @@ from fluxgraph.config import RunConfig, load_config
 from fluxgraph.errors import ConfigError, InputLayerError, MissingLayerError
 from fluxgraph.grid import PX_PER_DEG, PixelWindow
 from fluxgraph.kernels.zonal import ZONAL_VALUES, zonal_sums
+from fluxgraph.outputs import Location
 
 __all__ = ["FLUX_LAYERS", "INPUT_LAYERS", "ZONAL_CHUNK", "zonal_stats"]
 
@@ -99,43 +100,27 @@ def _store_window(ds: xr.Dataset) -> PixelWindow:
     return PixelWindow(row0, row0 + lat.size, col0, col0 + lon.size)
 
 
-def _run_config(outputs: str, storage_options: Mapping[str, Any]) -> RunConfig:
+def _run_config(outputs: Location) -> RunConfig:
     """The configuration the run saved beside its store (``config.toml``), or the defaults."""
-    from fluxgraph.s3 import filesystem, is_s3, storage_error
-
-    if not is_s3(outputs):
-        path = Path(outputs) / "config.toml"
-        return load_config(path) if path.is_file() else load_config()
-    url = f"{outputs}/config.toml"
-    try:
-        fs = filesystem(storage_options)
-        text = fs.cat_file(url).decode() if fs.exists(url) else None
-    except Exception as exc:
-        raise storage_error(url, exc, action="read") from None
-    if text is None:
-        return load_config()
     import tomllib
 
-    return load_config(overrides=tomllib.loads(text))
+    text = outputs.read_text("config.toml")
+    if text is None:
+        return load_config()
+    try:
+        return load_config(overrides=tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{outputs.join('config.toml')} is not valid TOML ({exc}): restore the file the run "
+                          "wrote, or delete it to use the defaults") from exc
 
 
-def _open_store(outputs: str, storage_options: Mapping[str, Any]) -> xr.Dataset:
+def _open_store(outputs: Location) -> xr.Dataset:
     """The run's ``fluxgraph.zarr`` below ``outputs`` (a folder or an ``s3://`` prefix), opened lazily."""
-    from fluxgraph.s3 import filesystem, is_s3, storage_error
-
-    store = f"{outputs}/fluxgraph.zarr"
-    if is_s3(outputs):
-        try:
-            found = filesystem(storage_options).exists(f"{store}/zarr.json")
-        except Exception as exc:
-            raise storage_error(store, exc, action="read") from None
-    else:
-        found = Path(store).exists()
-    if not found:
-        raise ConfigError(f"{outputs} holds no fluxgraph.zarr: give the output folder (or s3:// prefix) of a "
+    if not outputs.exists("fluxgraph.zarr", "zarr.json"):
+        raise ConfigError(f"{outputs.url} holds no fluxgraph.zarr: give the output folder (or s3:// prefix) of a "
                           "`fluxgraph run`")
-    kwargs = {"storage_options": dict(storage_options)} if is_s3(outputs) else {}
-    return xr.open_zarr(store, consolidated=False, chunks=None, **kwargs)
+    kwargs = {"storage_options": dict(outputs.storage_options)} if outputs.remote else {}
+    return xr.open_zarr(outputs.join("fluxgraph.zarr"), consolidated=False, chunks=None, **kwargs)
 
 
 def _focus(zones: _Zones, window: PixelWindow, config: RunConfig) -> PixelWindow | None:
@@ -364,15 +349,14 @@ def zonal_stats(
         CH4,N2O}_Mg_CO2e``, ``gross_removals_Mg_CO2`` (positive = removal), ``net_flux_Mg_CO2e`` (negative =
         sink).
     """
-    outputs = str(outputs).rstrip("/")
-    opts = dict(storage_options or {})
+    location = Location(str(outputs), dict(storage_options or {}))
     thresholds = tuple(sorted({_threshold(t) for t in tcd}))
     if not thresholds:
         raise ConfigError("give at least one canopy threshold (--tcd 30,50,75)")
     if out is not None and Path(out).suffix not in (".csv", ".parquet"):
         raise ConfigError(f"--out must end in .csv or .parquet, not {Path(out).name!r}")
-    ds = _open_store(outputs, opts)
-    config = _run_config(outputs, opts).with_overrides({"grid": {"chunks": [ZONAL_CHUNK, ZONAL_CHUNK]}})
+    ds = _open_store(location)
+    config = _run_config(location).with_overrides({"grid": {"chunks": [ZONAL_CHUNK, ZONAL_CHUNK]}})
     absent = [n for n in FLUX_LAYERS if n not in ds]
     if absent:
         raise MissingLayerError(
@@ -385,7 +369,7 @@ def zonal_stats(
     zone_set = _read_zones(zones, by)
     focus = _focus(zone_set, window, config)
     arrays = {n: ds[n] for n in FLUX_LAYERS} | _input_arrays(ds, window, config, inputs, focus=focus,
-                                                             storage_options=opts)
+                                                             storage_options=location.storage_options)
     tasks = _chunk_tasks(arrays, window, zone_set, thresholds, config.model_years)
     log.info("zonal statistics: %d zones, %d chunk tasks, thresholds %s", len(zone_set.names), len(tasks),
              thresholds)

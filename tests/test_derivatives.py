@@ -482,3 +482,16 @@ def _zarr_part(res, name, part):
 
     w, s, e, n = part.window.bounds
     return xr.open_zarr(res.zarr, consolidated=False)[name].sel(lat=slice(n, s), lon=slice(w, e)).values
+
+
+def test_zonal_names_a_damaged_run_config_and_the_fix(tmp_path):
+    from fluxgraph.errors import ConfigError
+    from fluxgraph.outputs import Location
+    from fluxgraph.zonal import _run_config
+
+    assert _run_config(Location(str(tmp_path))).model_years == 25  # no config.toml: the defaults
+    (tmp_path / "config.toml").write_text("[model\nmodel_years = 25\n")
+    with pytest.raises(ConfigError, match=r"config\.toml is not valid TOML .*restore the file the run wrote"):
+        _run_config(Location(str(tmp_path)))
+    (tmp_path / "config.toml").write_text("[model]\nmodel_years = 20\n")
+    assert _run_config(Location(str(tmp_path))).model_years == 20
